@@ -1,0 +1,26 @@
+//! egress-warden: a network egress policy enforcer.
+//!
+//! Data flow (see ARCHITECTURE.md):
+//!
+//! ```text
+//! policies/*.toml ─► policy::compile ─► Policy (matcher tables)
+//! client ─DNS─► dns::Server ─► Policy::decide ─► Verdict ─► answer / upstream
+//!                                   └──────────► audit::AuditHandle ─► JSONL hash chain
+//! ```
+//!
+//! * [`policy`]: the policy model, validation, schedule and `decide`.
+//! * [`matcher`]: compact name and CIDR tables behind `decide`.
+//! * [`dns`]: the DNS filtering proxy (listeners, upstream, answers).
+//! * [`audit`]: audit records, hash chain, the single log writer.
+//! * [`config`]: the daemon's settings (TOML file + command-line overrides).
+//! * [`cli`]: the `warden` subcommands.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod matcher;
+pub mod policy;
+pub mod time;

@@ -1,0 +1,177 @@
+use super::*;
+
+const POLICY: &str = r#"
+[policy]
+id = "test-policy"
+title = "Test"
+legal_basis = "none"
+reference_url = "https://example.org/"
+
+[categories]
+update = "updates"
+telemetry = "telemetry"
+vendor = "anything else of the vendor"
+ti = "threat intelligence (exempt)"
+net = "vendor networks"
+
+[[phases]]
+name = "before"
+default = "monitor"
+actions = { ti = "allow" }
+
+[[phases]]
+name = "after"
+start = "2024-09-29T04:00:00Z"
+default = "block"
+actions = { ti = "allow" }
+prohibition = true
+
+[[rules]]
+category = "vendor"
+domains = ["kaspersky.com", "kaspersky-labs.com"]
+
+[[rules]]
+category = "update"
+domains = ["upd.kaspersky.com", "geo.kaspersky.com"]
+wildcards = ["dnl-*.geo.kaspersky.com"]
+
+[[rules]]
+category = "telemetry"
+wildcards = ["ksn-*-geo.kaspersky-labs.com"]
+hosts = ["ds.kaspersky.com"]
+
+[[rules]]
+category = "ti"
+hosts = ["tip.kaspersky.com", "opentip.kaspersky.com"]
+
+[[rules]]
+category = "net"
+networks = ["77.74.176.0/21", "2a03:2480:8000::/48"]
+"#;
+
+const BEFORE: i64 = 1_727_582_399_000; // 2024-09-29T03:59:59Z
+const AFTER: i64 = 1_727_582_400_000; // 2024-09-29T04:00:00Z
+
+fn policy() -> Policy {
+    compile(POLICY, "test.toml").unwrap()
+}
+
+fn decide(p: &Policy, name: &str, at: i64) -> (Action, Option<String>, String) {
+    let v = p.decide(Subject::Name(name), at);
+    let rule = v.matched.map(|(r, _)| p.rule_label(r));
+    let cat = v.matched.map(|(_, c)| p.category(c).name.clone()).unwrap_or_default();
+    (v.action, rule, cat)
+}
+
+#[test]
+fn most_specific_rule_names_the_category() {
+    let p = policy();
+    assert_eq!(decide(&p, "s10.upd.kaspersky.com", AFTER), (Action::Block, Some("domain:upd.kaspersky.com".into()), "update".into()));
+    assert_eq!(decide(&p, "www.kaspersky.com", AFTER).2, "vendor");
+    assert_eq!(decide(&p, "kaspersky.com", AFTER).2, "vendor");
+    assert_eq!(decide(&p, "dnl-07.geo.kaspersky.com", AFTER).1, Some("wildcard:dnl-*.geo.kaspersky.com".into()));
+    assert_eq!(decide(&p, "x.dnl-07.geo.kaspersky.com", AFTER).1, Some("wildcard:dnl-*.geo.kaspersky.com".into()));
+    assert_eq!(decide(&p, "edge.geo.kaspersky.com", AFTER).1, Some("domain:geo.kaspersky.com".into()));
+    assert_eq!(decide(&p, "ksn-url-geo.kaspersky-labs.com", AFTER).2, "telemetry");
+    assert_eq!(decide(&p, "ksn-url-geox.kaspersky-labs.com", AFTER).2, "vendor");
+    assert_eq!(decide(&p, "ds.kaspersky.com", AFTER).2, "telemetry");
+    assert_eq!(decide(&p, "a.ds.kaspersky.com", AFTER).2, "vendor", "a host rule covers the name only");
+}
+
+#[test]
+fn whole_labels_only_and_normalised() {
+    let p = policy();
+    for other in ["notkaspersky.com", "xkaspersky.com", "kaspersky.com.example.org", "com", "kaspersky", "example.org"] {
+        assert_eq!(decide(&p, other, AFTER), (Action::Allow, None, String::new()), "{other}");
+    }
+    assert_eq!(decide(&p, "S10.UPD.Kaspersky.COM.", AFTER).0, Action::Block);
+}
+
+#[test]
+fn exceptions_are_allowed_in_every_phase() {
+    let p = policy();
+    assert_eq!(decide(&p, "tip.kaspersky.com", AFTER).0, Action::Allow);
+    assert_eq!(decide(&p, "opentip.kaspersky.com", BEFORE).0, Action::Allow);
+    assert_eq!(decide(&p, "x.tip.kaspersky.com", AFTER).0, Action::Block);
+}
+
+#[test]
+fn phase_changes_at_the_instant() {
+    let p = policy();
+    let before = p.decide(Subject::Name("s1.upd.kaspersky.com"), BEFORE);
+    let after = p.decide(Subject::Name("s1.upd.kaspersky.com"), AFTER);
+    assert_eq!((before.action, p.phase(before.phase).name.as_str()), (Action::Monitor, "before"));
+    assert_eq!((after.action, p.phase(after.phase).name.as_str()), (Action::Block, "after"));
+    assert_eq!(before.valid_until, Some(AFTER), "monitor verdict expires at the block instant");
+    assert_eq!(after.valid_until, None);
+    assert_eq!(p.prohibition_start(), Some(AFTER));
+}
+
+#[test]
+fn networks_match_by_longest_prefix() {
+    let p = policy();
+    let v = p.decide(Subject::Ip("77.74.177.1".parse().unwrap()), AFTER);
+    assert_eq!(v.action, Action::Block);
+    assert_eq!(p.rule_label(v.matched.unwrap().0), "network:77.74.176.0/21");
+    assert_eq!(p.decide(Subject::Ip("2a03:2480:8000::5".parse().unwrap()), BEFORE).action, Action::Monitor);
+    assert_eq!(p.decide(Subject::Ip("198.18.0.1".parse().unwrap()), AFTER).action, Action::Allow);
+}
+
+#[test]
+fn exception_wins_a_tie_between_wildcards() {
+    let text = POLICY.replace("hosts = [\"tip.kaspersky.com\", \"opentip.kaspersky.com\"]", "wildcards = [\"ksn-*.kaspersky-labs.com\"]");
+    let p = compile(&text, "t.toml").unwrap();
+    assert_eq!(decide(&p, "ksn-file-geo.kaspersky-labs.com", AFTER).2, "ti");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line() {
+    let text = r#"[policy]
+id = "Bad Id"
+title = "t"
+legal_basis = "l"
+reference_url = "u"
+
+[categories]
+update = "u"
+
+[[phases]]
+name = "p1"
+default = "block"
+
+[[phases]]
+name = "p2"
+start = "2024-09-29T04:00:00+02:00"
+default = "block"
+actions = { nosuch = "allow" }
+
+[[rules]]
+category = "update"
+domains = ["ok.example", "bad..example", "ok.example"]
+networks = ["10.0.0.1/8", "nonsense"]
+wildcards = ["a.*.example"]
+"#;
+    let err = compile(text, "bad.toml").unwrap_err();
+    let PolicyError::Invalid { problems } = &err else { panic!("{err}") };
+    let lines: Vec<usize> = problems.list.iter().map(|p| p.line).collect();
+    assert_eq!(lines, vec![2, 16, 18, 22, 22, 23, 23, 24], "{err}");
+    let text = err.to_string();
+    assert!(text.contains("bad.toml:2:6: policy id \"Bad Id\""), "{text}");
+    assert!(text.contains("did you mean 10.0.0.0/8"), "{text}");
+    assert!(text.contains("already defined"), "{text}");
+}
+
+#[test]
+fn syntax_errors_and_unknown_keys_have_positions() {
+    let err = compile("[policy]\nid = \"x\"\ntitle = \"t\"\nlegal_basis = \"l\"\nreference_url = \"u\"\ncolour = 1\n", "k.toml").unwrap_err();
+    assert!(err.to_string().contains("k.toml:6:1: unknown field `colour`"), "{err}");
+    let err = compile("[policy\n", "s.toml").unwrap_err();
+    assert!(err.to_string().starts_with("policy s.toml is invalid"), "{err}");
+}
+
+#[test]
+fn builtin_policy_compiles() {
+    let p = builtin().unwrap();
+    assert_eq!(p.meta.id, "us-bis-kaspersky-2024");
+    assert!(p.rules().len() > 50);
+}
