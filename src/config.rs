@@ -1,1 +1,108 @@
-//! placeholder
+//! The daemon's settings: one TOML file (every key optional, unknown keys
+//! rejected, errors with line numbers) with command-line flags on top.
+//! Validation happens here, before any socket is bound.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::dns::DnsConfig;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{file}:{line}:{column}: {message}")]
+    Parse { file: String, line: usize, column: usize, message: String },
+}
+
+/// Everything `warden run` needs to know.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub dns: DnsConfig,
+    pub policy: PolicyConfig,
+    pub audit: AuditSettings,
+}
+
+/// `[policy]`: which policy to enforce.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Policy file; the built-in Kaspersky policy when absent.
+    pub file: Option<PathBuf>,
+}
+
+/// `[audit]`: where the audit log goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// The JSON Lines audit log (appended to; the chain continues).
+    pub path: PathBuf,
+    /// The gateway's name in records; the machine's hostname when absent.
+    pub host: Option<String>,
+    /// Records buffered between the query path and the writer.
+    pub channel_capacity: usize,
+    /// Flush (and fsync) at least this often, in milliseconds.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            path: PathBuf::from("warden-audit.jsonl"),
+            host: None,
+            channel_capacity: 65_536,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Read and parse a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let before = &text.as_bytes()[..offset.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            ConfigError::Parse { file: file.to_owned(), line, column, message: e.message().trim_end().to_owned() }
+        })
+    }
+}
+
+/// The machine's hostname, for the `host` field of audit records.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let c = Config::parse("", "c.toml").unwrap();
+        assert_eq!(c.dns.listen, vec!["127.0.0.1:8053".parse().unwrap()]);
+        assert!(c.policy.file.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_position() {
+        let err = Config::parse("[dns]\nlisten = [\"127.0.0.1:53\"]\nlisen = 1\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:3:1: unknown field `lisen`"), "{err}");
+        let err = Config::parse("[dns]\nblock_response = \"drop\"\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:2:18:"), "{err}");
+    }
+}

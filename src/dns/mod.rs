@@ -1,1 +1,97 @@
-//! placeholder
+//! The DNS filtering proxy.
+//!
+//! Owns the listeners (`server`: UDP and TCP on every configured address),
+//! the per-query logic (`handler`: access control, `Policy::decide`, upstream
+//! forwarding, the answer check against CNAME cloaking and vendor IPs, audit
+//! records), answer synthesis (`answer`) and the upstream client (`upstream`,
+//! hickory-resolver with its TTL-respecting cache). It never matches names
+//! itself: every decision comes from [`crate::policy::Policy::decide`].
+
+mod answer;
+mod handler;
+mod server;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub use answer::BlockMode;
+pub use handler::{DnsStats, Handler, HandlerConfig, Transport};
+pub use server::{Limits, Listeners, ServerError, serve};
+pub use upstream::{Upstream, UpstreamError};
+
+/// Client networks answered by default: loopback, private (RFC 1918),
+/// shared address space (RFC 6598), link-local and unique-local IPv6.
+pub const DEFAULT_ALLOWED_CLIENTS: &[&str] = &[
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// Settings of the DNS layer (the `[dns]` table of the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Addresses to serve on (UDP and TCP each).
+    pub listen: Vec<SocketAddr>,
+    /// Upstream resolvers; empty means the system's resolv.conf.
+    pub upstreams: Vec<SocketAddr>,
+    /// How blocked names are answered.
+    pub block_response: BlockMode,
+    /// Clients that get answers; everyone else gets REFUSED.
+    pub allowed_clients: Vec<IpNet>,
+    /// TTL of blocked answers and their SOA, in seconds.
+    pub blocked_ttl: u32,
+    /// Give up on the upstream after this long and answer SERVFAIL.
+    #[serde(with = "millis")]
+    pub upstream_timeout: Duration,
+    /// Entries of the upstream answer cache.
+    pub cache_size: u64,
+    /// Write audit records for allowed queries too (privacy, volume: off).
+    pub log_allowed: bool,
+    /// Most UDP queries handled at once; beyond it queries are dropped.
+    pub max_inflight: usize,
+    /// Most TCP connections at once.
+    pub max_tcp_connections: usize,
+    /// An idle TCP connection is closed after this long.
+    #[serde(with = "millis")]
+    pub tcp_idle_timeout: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8053))],
+            upstreams: Vec::new(),
+            block_response: BlockMode::Nxdomain,
+            allowed_clients: DEFAULT_ALLOWED_CLIENTS.iter().filter_map(|n| n.parse().ok()).collect(),
+            blocked_ttl: 60,
+            upstream_timeout: Duration::from_millis(2000),
+            cache_size: 16_384,
+            log_allowed: false,
+            max_inflight: 4096,
+            max_tcp_connections: 256,
+            tcp_idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Durations in the config file are written in milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

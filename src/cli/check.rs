@@ -1,0 +1,79 @@
+//! `warden check`: run the real load path on policy files (and a config
+//! file), print every problem, or a summary of each policy.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::config::Config;
+use crate::policy::Policy;
+use crate::time::rfc3339;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Policy files to validate (default: the config's policy, else the
+    /// built-in one).
+    files: Vec<PathBuf>,
+    /// Also validate this config file (and its policy).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Show the phase in force at this instant instead of now (RFC 3339).
+    #[arg(long)]
+    at: Option<String>,
+}
+
+pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let now = super::instant(args.at.as_deref())?;
+    let mut files: Vec<Option<PathBuf>> = args.files.into_iter().map(Some).collect();
+    let mut failed = false;
+    if let Some(path) = &args.config {
+        match Config::load(path) {
+            Ok(config) => {
+                println!("config {}: ok", path.display());
+                if files.is_empty() {
+                    files.push(config.policy.file);
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if files.is_empty() && !failed {
+        files.push(None);
+    }
+    for file in &files {
+        match super::load_policy(file.as_deref()) {
+            Ok(policy) => print_summary(&policy, now),
+            Err(e) => {
+                eprintln!("{e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn print_summary(p: &Policy, now: i64) {
+    let current = p.phase_at(now);
+    println!("policy {} ({}): ok", p.meta.id, p.meta.source);
+    println!("  title:   {}", p.meta.title);
+    println!("  basis:   {}", p.meta.legal_basis);
+    println!("  hash:    {}", p.meta.hash);
+    println!("  rules:   {}", p.rules().len());
+    println!("  phases:");
+    for (i, ph) in p.phases().iter().enumerate() {
+        let start = ph.start.map_or_else(|| "(beginning)".to_owned(), rfc3339);
+        let marker = if usize::from(current.0) == i { "  <- in force" } else { "" };
+        let prohibition = if ph.prohibition { " [prohibition]" } else { "" };
+        println!("    {start:<24} {:<18} default {}{prohibition}{marker}", ph.name, ph.default);
+    }
+    println!("  categories (rules, action now):");
+    let phase = p.phase(current);
+    for (i, (cat, count)) in p.rule_counts().into_iter().enumerate() {
+        println!("    {:<16} {count:>6}  {:<8} {}", cat.name, phase.actions[i].as_str(), cat.description);
+    }
+    println!("  in force at {}: phase {}", rfc3339(now), phase.name);
+}

@@ -1,0 +1,67 @@
+//! Every block and monitor verdict lands in the audit log as a chained JSON
+//! line; the chain continues across restarts.
+
+use std::net::Ipv4Addr;
+
+use crate::support::*;
+
+#[test]
+fn blocked_contacts_are_logged_parseable_and_chained() {
+    let upstream = FakeUpstream::start(Zone::new().a("www.example.test", Ipv4Addr::new(198, 18, 1, 1)));
+    let w = Warden::start(upstream.addr(), None, &[]);
+    query_udp(w.addr, "s10.upd.kaspersky.com", RecordType::A);
+    query_tcp(w.addr, "ksn-url-geo.kaspersky-labs.com", RecordType::AAAA);
+    query_udp(w.addr, "www.example.test", RecordType::A);
+    let contacts = w.wait_records(2, |r| r["type"] == "contact");
+    assert_eq!(contacts.len(), 2, "allowed names are not logged: {contacts:?}");
+    let first = &contacts[0];
+    assert_eq!(first["client"], "127.0.0.1");
+    assert_eq!(first["layer"], "dns");
+    assert_eq!(first["name"], "s10.upd.kaspersky.com");
+    assert_eq!(first["qtype"], "A");
+    assert_eq!(first["action"], "block");
+    assert_eq!(first["category"], "update");
+    assert_eq!(first["phase"], "prohibition");
+    assert_eq!(first["host"], "test-gw");
+    assert_eq!(first["policy"]["id"], "us-bis-kaspersky-2024");
+    assert!(first["policy"]["hash"].as_str().unwrap_or("").starts_with("sha256:"));
+    assert_eq!(contacts[1]["category"], "telemetry");
+    assert_eq!(contacts[1]["qtype"], "AAAA");
+    let mut w = w;
+    assert!(w.stop().success());
+    let report = warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
+    assert!(report.is_ok(), "{report:?}");
+}
+
+#[test]
+fn the_chain_continues_across_restarts() {
+    let upstream = FakeUpstream::start(Zone::new());
+    let w = Warden::start(upstream.addr(), None, &[]);
+    query_udp(w.addr, "s10.upd.kaspersky.com", RecordType::A);
+    w.wait_records(1, |r| r["type"] == "contact");
+    let dir = w.into_dir();
+    let w = Warden::start_in(dir, upstream.addr(), None, &[]);
+    query_udp(w.addr, "dc1.ksn.kaspersky-labs.com", RecordType::A);
+    w.wait_records(2, |r| r["type"] == "contact");
+    let mut w = w;
+    w.stop();
+    let records = read_records(&w.audit);
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().expect("seq")).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seq continues");
+    for pair in records.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "chain links");
+    }
+    assert_eq!(contacts(&records).len(), 2);
+    let report = warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
+    assert!(report.is_ok(), "{report:?}");
+}
+
+#[test]
+fn log_allowed_writes_allowed_queries_too() {
+    let upstream = FakeUpstream::start(Zone::new().a("www.example.test", Ipv4Addr::new(198, 18, 1, 1)));
+    let w = Warden::start(upstream.addr(), None, &["--log-allowed"]);
+    query_udp(w.addr, "www.example.test", RecordType::A);
+    let records = w.wait_records(1, |r| r["type"] == "contact");
+    assert_eq!(records[0]["action"], "allow");
+    assert_eq!(records[0]["name"], "www.example.test");
+}

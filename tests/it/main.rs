@@ -1,0 +1,10 @@
+//! Integration tests: the real `warden` binary on loopback against a fake
+//! upstream. One binary, modules by behaviour.
+
+mod support;
+
+mod audit_log;
+mod cli;
+mod dns_blocking;
+mod malformed;
+mod phases;
