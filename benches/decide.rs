@@ -80,7 +80,9 @@ fn bench_million(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("load");
     g.sample_size(10);
-    g.bench_function("compile_1m_rules", |b| b.iter(|| black_box(compile(&text, "synthetic.toml").map(|p| p.rules().len()))));
+    g.bench_function("compile_1m_rules", |b| {
+        b.iter(|| black_box(compile(&text, "synthetic.toml").map(|p| p.rules().len())))
+    });
     g.finish();
 }
 

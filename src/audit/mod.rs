@@ -1,1 +1,33 @@
-//! placeholder
+//! The audit log: owns the record format, the hash chain and the single
+//! writer of the log file. It makes no policy decisions: producers submit
+//! what they saw and decided, and this module only records it.
+//!
+//! * [`record`]: the [`Record`] a producer submits; [`contact_record`]
+//!   fills one from a policy verdict.
+//! * [`chain`]: the line format and hash chain ([`encode`], [`check_line`]).
+//! * [`verify`]: walking a whole log ([`verify_reader`]).
+//! * [`writer`]: [`spawn`] the writer thread; [`AuditHandle::submit`] never blocks.
+//!
+//! The format is documented in `docs/audit-log.md` (format version 1).
+
+pub mod chain;
+mod contact;
+mod error;
+mod handle;
+mod log_file;
+pub mod record;
+mod tail;
+pub mod verify;
+mod worker;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use chain::{ChainError, ChainLink, GENESIS, check_line, encode};
+pub use contact::contact_record;
+pub use error::AuditError;
+pub use handle::{AuditHandle, AuditStats};
+pub use record::{Layer, PolicyRef, Record, RecordType};
+pub use verify::{Problem, ProblemKind, VerifyReport, verify_reader};
+pub use writer::{AuditConfig, AuditWriter, WriterSummary, spawn};

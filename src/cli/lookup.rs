@@ -43,7 +43,13 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
         Some((_, c)) => policy
             .phases()
             .iter()
-            .map(|ph| (ph.start.map_or_else(|| "(beginning)".to_owned(), rfc3339), ph.name.clone(), ph.actions[usize::from(c.0)]))
+            .map(|ph| {
+                (
+                    ph.start.map_or_else(|| "(beginning)".to_owned(), rfc3339),
+                    ph.name.clone(),
+                    ph.actions[usize::from(c.0)],
+                )
+            })
             .collect(),
         None => Vec::new(),
     };

@@ -61,7 +61,9 @@ fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<crate::policy::
 /// Parse `--at` (RFC 3339) or take now.
 fn instant(at: Option<&str>) -> anyhow::Result<i64> {
     match at {
-        Some(t) => crate::time::parse_rfc3339(t).map_err(|e| anyhow::anyhow!("--at {t:?} is not an RFC 3339 instant: {e}")),
+        Some(t) => {
+            crate::time::parse_rfc3339(t).map_err(|e| anyhow::anyhow!("--at {t:?} is not an RFC 3339 instant: {e}"))
+        }
         None => Ok(crate::time::now_ms()),
     }
 }

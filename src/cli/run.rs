@@ -60,12 +60,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
     let config = settings(&args)?;
     let policy = super::load_policy(config.policy.file.as_deref()).context("refusing to start")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(daemon(config, policy))
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -122,7 +124,11 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
     for addr in listeners.local_addrs() {
         tracing::info!(%addr, "listening on {addr} (udp+tcp)");
     }
-    let limits = Limits { max_inflight: dns.max_inflight, max_tcp_connections: dns.max_tcp_connections, tcp_idle_timeout: dns.tcp_idle_timeout };
+    let limits = Limits {
+        max_inflight: dns.max_inflight,
+        max_tcp_connections: dns.max_tcp_connections,
+        tcp_idle_timeout: dns.tcp_idle_timeout,
+    };
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(signals(shutdown.clone(), shared, config.policy.file.clone(), audit.clone()));
     serve(listeners, handler, limits, shutdown, GRACE).await;
@@ -136,7 +142,9 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
 /// SIGINT/SIGTERM stop the daemon; SIGHUP reloads the policy file.
 async fn signals(shutdown: CancellationToken, policy: Arc<ArcSwap<Policy>>, file: Option<PathBuf>, audit: AuditHandle) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };

@@ -115,7 +115,15 @@ impl Handler {
         self.forward(req, query, client, &policy, verdict, now).await
     }
 
-    async fn forward(&self, req: &Message, query: &Query, client: IpAddr, policy: &Policy, verdict: Verdict, now: i64) -> Message {
+    async fn forward(
+        &self,
+        req: &Message,
+        query: &Query,
+        client: IpAddr,
+        policy: &Policy,
+        verdict: Verdict,
+        now: i64,
+    ) -> Message {
         let upstream = match self.upstream.resolve(query.name(), query.query_type()).await {
             Ok(a) => a,
             Err(e) => {
@@ -131,11 +139,8 @@ impl Handler {
                 return self.refuse(req, query, policy, f);
             }
         }
-        let until = [Some(verdict), finding.map(|f| f.verdict)]
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.valid_until)
-            .min();
+        let until =
+            [Some(verdict), finding.map(|f| f.verdict)].into_iter().flatten().filter_map(|v| v.valid_until).min();
         let cap = until.map(|t| u32::try_from((t - now).max(0) / 1000).unwrap_or(u32::MAX));
         let mut msg = answer::response_to(req, upstream.rcode);
         msg.add_answers(upstream.answers.into_iter().map(|r| clamp(r, cap)));

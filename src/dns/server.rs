@@ -66,7 +66,13 @@ impl Listeners {
 
 /// Serve until `shutdown` is cancelled, then wait (up to `grace`) for the
 /// queries in flight.
-pub async fn serve(listeners: Listeners, handler: Arc<Handler>, limits: Limits, shutdown: CancellationToken, grace: Duration) {
+pub async fn serve(
+    listeners: Listeners,
+    handler: Arc<Handler>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
     let tracker = TaskTracker::new();
     let inflight = Arc::new(Semaphore::new(limits.max_inflight.max(1)));
     let connections = Arc::new(Semaphore::new(limits.max_tcp_connections.max(1)));
@@ -74,7 +80,8 @@ pub async fn serve(listeners: Listeners, handler: Arc<Handler>, limits: Limits, 
         tracker.spawn(udp_loop(socket, handler.clone(), inflight.clone(), tracker.clone(), shutdown.clone()));
     }
     for listener in listeners.tcp {
-        let ctx = TcpContext { handler: handler.clone(), connections: connections.clone(), idle: limits.tcp_idle_timeout };
+        let ctx =
+            TcpContext { handler: handler.clone(), connections: connections.clone(), idle: limits.tcp_idle_timeout };
         tracker.spawn(tcp_loop(listener, ctx, tracker.clone(), shutdown.clone()));
     }
     tracker.close();
@@ -84,7 +91,13 @@ pub async fn serve(listeners: Listeners, handler: Arc<Handler>, limits: Limits, 
     }
 }
 
-async fn udp_loop(socket: Arc<UdpSocket>, handler: Arc<Handler>, inflight: Arc<Semaphore>, tracker: TaskTracker, shutdown: CancellationToken) {
+async fn udp_loop(
+    socket: Arc<UdpSocket>,
+    handler: Arc<Handler>,
+    inflight: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; 4096];
     loop {
         let (len, peer) = tokio::select! {
@@ -105,10 +118,10 @@ async fn udp_loop(socket: Arc<UdpSocket>, handler: Arc<Handler>, inflight: Arc<S
         let query = buf[..len].to_vec();
         let (socket, handler) = (socket.clone(), handler.clone());
         tracker.spawn(async move {
-            if let Some(reply) = handler.handle(&query, peer.ip(), Transport::Udp).await {
-                if let Err(e) = socket.send_to(&reply, peer).await {
-                    tracing::debug!(%peer, error = %e, "udp send failed");
-                }
+            if let Some(reply) = handler.handle(&query, peer.ip(), Transport::Udp).await
+                && let Err(e) = socket.send_to(&reply, peer).await
+            {
+                tracing::debug!(%peer, error = %e, "udp send failed");
             }
             drop(permit);
         });

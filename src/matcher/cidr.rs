@@ -38,9 +38,7 @@ impl<K: std::hash::Hash + Eq + Copy> Family<K> {
     }
 
     fn lookup(&self, key_for: impl Fn(u8) -> K) -> Option<(RuleId, u8)> {
-        self.by_len
-            .iter()
-            .find_map(|(len, map)| map.get(&key_for(*len)).map(|r| (*r, *len)))
+        self.by_len.iter().find_map(|(len, map)| map.get(&key_for(*len)).map(|r| (*r, *len)))
     }
 
     fn len(&self) -> usize {

@@ -67,10 +67,7 @@ fn fold(bytes: &[u8]) -> Result<NameBuf, NameError> {
     if bytes.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong);
     }
-    let mut out = NameBuf {
-        buf: [0; MAX_NAME_LEN],
-        len: bytes.len() as u8,
-    };
+    let mut out = NameBuf { buf: [0; MAX_NAME_LEN], len: bytes.len() as u8 };
     for (dst, &b) in out.buf.iter_mut().zip(bytes) {
         if !b.is_ascii() {
             return Err(NameError::BadChar(char::from(b)));
@@ -92,9 +89,8 @@ pub fn validate_pattern_name(input: &str, allow_star: bool) -> Result<NameBuf, N
         if label.len() > 63 {
             return Err(NameError::LabelTooLong);
         }
-        if let Some(c) = label
-            .chars()
-            .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || (allow_star && c == '*')))
+        if let Some(c) =
+            label.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || (allow_star && c == '*')))
         {
             return Err(NameError::BadChar(c));
         }

@@ -129,9 +129,7 @@ impl NameTable {
     }
 
     fn find(&self, hash: u64, name: &[u8]) -> Option<u32> {
-        self.index
-            .find(hash, |e| arena_str(&self.arena, e.off) == name)
-            .map(|e| e.slot)
+        self.index.find(hash, |e| arena_str(&self.arena, e.off) == name).map(|e| e.slot)
     }
 
     /// The most specific rule matching `name` (normalised, see
@@ -174,10 +172,10 @@ impl NameTable {
                     return Some(NameHit { rule, specificity });
                 }
             }
-            if start == 0 {
-                if let Some(rule) = s.exact {
-                    return Some(NameHit { rule, specificity: Specificity { labels, kind: 3 } });
-                }
+            if start == 0
+                && let Some(rule) = s.exact
+            {
+                return Some(NameHit { rule, specificity: Specificity { labels, kind: 3 } });
             }
             if let Some(rule) = s.subtree {
                 return Some(NameHit { rule, specificity: Specificity { labels, kind: 2 } });
@@ -236,9 +234,7 @@ impl NameTableBuilder {
         }
         let off = self.intern(name)?;
         let arena = &self.table.arena;
-        self.table.index.insert_unique(hash, Entry { off, slot: u32::MAX }, |e| {
-            hash_name(arena_str(arena, e.off))
-        });
+        self.table.index.insert_unique(hash, Entry { off, slot: u32::MAX }, |e| hash_name(arena_str(arena, e.off)));
         Ok((hash, off))
     }
 

@@ -89,7 +89,12 @@ fn parse_instant(s: &Spanned<String>, c: &mut Collector) -> Option<i64> {
     }
 }
 
-fn phases(raw: &[Spanned<RawPhase>], by_name: &HashMap<String, CategoryId>, ncat: usize, c: &mut Collector) -> Vec<Phase> {
+fn phases(
+    raw: &[Spanned<RawPhase>],
+    by_name: &HashMap<String, CategoryId>,
+    ncat: usize,
+    c: &mut Collector,
+) -> Vec<Phase> {
     if raw.is_empty() {
         c.at(0, "a policy needs at least one [[phases]] entry");
     }
@@ -100,7 +105,10 @@ fn phases(raw: &[Spanned<RawPhase>], by_name: &HashMap<String, CategoryId>, ncat
         let at = p.span().start;
         let p = p.get_ref();
         if !is_slug(p.name.get_ref()) {
-            c.at(p.name.span().start, format!("phase name {:?} must be lowercase letters, digits and '-'", p.name.get_ref()));
+            c.at(
+                p.name.span().start,
+                format!("phase name {:?} must be lowercase letters, digits and '-'", p.name.get_ref()),
+            );
         }
         if names.insert(p.name.get_ref().clone(), ()).is_some() {
             c.at(p.name.span().start, format!("phase {:?} is defined twice", p.name.get_ref()));
@@ -118,10 +126,10 @@ fn phases(raw: &[Spanned<RawPhase>], by_name: &HashMap<String, CategoryId>, ncat
             (Some(s), _) => {
                 let t = parse_instant(s, c);
                 let prev = out.iter().rev().find_map(|ph| ph.start);
-                if let (Some(t), Some(prev)) = (t, prev) {
-                    if t <= prev {
-                        c.at(s.span().start, "phase starts must be strictly increasing");
-                    }
+                if let (Some(t), Some(prev)) = (t, prev)
+                    && t <= prev
+                {
+                    c.at(s.span().start, "phase starts must be strictly increasing");
                 }
                 t
             }
@@ -161,7 +169,9 @@ fn rules(raw: &[Spanned<RawRules>], by_name: &HashMap<String, CategoryId>, c: &m
         if g.domains.is_empty() && g.hosts.is_empty() && g.wildcards.is_empty() && g.networks.is_empty() {
             c.at(group.span().start, "a [[rules]] entry needs at least one of domains, hosts, wildcards, networks");
         }
-        for (kind, list) in [(RuleKind::Domain, &g.domains), (RuleKind::Host, &g.hosts), (RuleKind::Wildcard, &g.wildcards)] {
+        for (kind, list) in
+            [(RuleKind::Domain, &g.domains), (RuleKind::Host, &g.hosts), (RuleKind::Wildcard, &g.wildcards)]
+        {
             for pattern in list {
                 add_name(kind, pattern, category, &mut names, &mut rules, c);
             }
@@ -173,7 +183,14 @@ fn rules(raw: &[Spanned<RawRules>], by_name: &HashMap<String, CategoryId>, c: &m
     (rules, names, nets)
 }
 
-fn add_name(kind: RuleKind, pattern: &Spanned<String>, category: CategoryId, names: &mut NameTableBuilder, rules: &mut Vec<Rule>, c: &mut Collector) {
+fn add_name(
+    kind: RuleKind,
+    pattern: &Spanned<String>,
+    category: CategoryId,
+    names: &mut NameTableBuilder,
+    rules: &mut Vec<Rule>,
+    c: &mut Collector,
+) {
     let at = pattern.span().start;
     let text = pattern.get_ref();
     let wild = kind == RuleKind::Wildcard;
@@ -202,7 +219,14 @@ fn add_name(kind: RuleKind, pattern: &Spanned<String>, category: CategoryId, nam
     }
 }
 
-fn add_network(net: &Spanned<String>, category: CategoryId, names: &mut NameTableBuilder, nets: &mut CidrTable, rules: &mut Vec<Rule>, c: &mut Collector) {
+fn add_network(
+    net: &Spanned<String>,
+    category: CategoryId,
+    names: &mut NameTableBuilder,
+    nets: &mut CidrTable,
+    rules: &mut Vec<Rule>,
+    c: &mut Collector,
+) {
     let at = net.span().start;
     let text = net.get_ref();
     let parsed: IpNet = match text.parse() {

@@ -35,10 +35,7 @@ impl fmt::Display for Problems {
 #[derive(Debug, Error)]
 pub enum PolicyError {
     #[error("cannot read policy file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("policy {} is invalid ({} problem{}):\n{problems}", problems.file, problems.list.len(), if problems.list.len() == 1 { "" } else { "s" })]
     Invalid { problems: Problems },
 }
@@ -69,9 +66,7 @@ impl<'a> Collector<'a> {
 
     pub(crate) fn into_error(mut self, file: &str) -> PolicyError {
         self.list.sort_by_key(|p| (p.line, p.column));
-        PolicyError::Invalid {
-            problems: Problems { file: file.to_owned(), list: self.list },
-        }
+        PolicyError::Invalid { problems: Problems { file: file.to_owned(), list: self.list } }
     }
 }
 

@@ -102,10 +102,7 @@ pub struct Policy {
 
 /// Read, parse and compile a policy file.
 pub fn load_file(path: &Path) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
     compile(&text, &path.display().to_string())
 }
 
@@ -115,7 +112,14 @@ pub fn builtin() -> Result<Policy, PolicyError> {
 }
 
 impl Policy {
-    fn assemble(meta: PolicyMeta, categories: Vec<Category>, phases: Vec<Phase>, rules: Vec<Rule>, names: NameTable, nets: CidrTable) -> Policy {
+    fn assemble(
+        meta: PolicyMeta,
+        categories: Vec<Category>,
+        phases: Vec<Phase>,
+        rules: Vec<Rule>,
+        names: NameTable,
+        nets: CidrTable,
+    ) -> Policy {
         let valid_until = (0..phases.len())
             .map(|p| {
                 (0..categories.len())

@@ -66,7 +66,10 @@ fn decide(p: &Policy, name: &str, at: i64) -> (Action, Option<String>, String) {
 #[test]
 fn most_specific_rule_names_the_category() {
     let p = policy();
-    assert_eq!(decide(&p, "s10.upd.kaspersky.com", AFTER), (Action::Block, Some("domain:upd.kaspersky.com".into()), "update".into()));
+    assert_eq!(
+        decide(&p, "s10.upd.kaspersky.com", AFTER),
+        (Action::Block, Some("domain:upd.kaspersky.com".into()), "update".into())
+    );
     assert_eq!(decide(&p, "www.kaspersky.com", AFTER).2, "vendor");
     assert_eq!(decide(&p, "kaspersky.com", AFTER).2, "vendor");
     assert_eq!(decide(&p, "dnl-07.geo.kaspersky.com", AFTER).1, Some("wildcard:dnl-*.geo.kaspersky.com".into()));
@@ -81,7 +84,8 @@ fn most_specific_rule_names_the_category() {
 #[test]
 fn whole_labels_only_and_normalised() {
     let p = policy();
-    for other in ["notkaspersky.com", "xkaspersky.com", "kaspersky.com.example.org", "com", "kaspersky", "example.org"] {
+    for other in ["notkaspersky.com", "xkaspersky.com", "kaspersky.com.example.org", "com", "kaspersky", "example.org"]
+    {
         assert_eq!(decide(&p, other, AFTER), (Action::Allow, None, String::new()), "{other}");
     }
     assert_eq!(decide(&p, "S10.UPD.Kaspersky.COM.", AFTER).0, Action::Block);
@@ -119,7 +123,10 @@ fn networks_match_by_longest_prefix() {
 
 #[test]
 fn exception_wins_a_tie_between_wildcards() {
-    let text = POLICY.replace("hosts = [\"tip.kaspersky.com\", \"opentip.kaspersky.com\"]", "wildcards = [\"ksn-*.kaspersky-labs.com\"]");
+    let text = POLICY.replace(
+        "hosts = [\"tip.kaspersky.com\", \"opentip.kaspersky.com\"]",
+        "wildcards = [\"ksn-*.kaspersky-labs.com\"]",
+    );
     let p = compile(&text, "t.toml").unwrap();
     assert_eq!(decide(&p, "ksn-file-geo.kaspersky-labs.com", AFTER).2, "ti");
 }
@@ -163,7 +170,11 @@ wildcards = ["a.*.example"]
 
 #[test]
 fn syntax_errors_and_unknown_keys_have_positions() {
-    let err = compile("[policy]\nid = \"x\"\ntitle = \"t\"\nlegal_basis = \"l\"\nreference_url = \"u\"\ncolour = 1\n", "k.toml").unwrap_err();
+    let err = compile(
+        "[policy]\nid = \"x\"\ntitle = \"t\"\nlegal_basis = \"l\"\nreference_url = \"u\"\ncolour = 1\n",
+        "k.toml",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("k.toml:6:1: unknown field `colour`"), "{err}");
     let err = compile("[policy\n", "s.toml").unwrap_err();
     assert!(err.to_string().starts_with("policy s.toml is invalid"), "{err}");

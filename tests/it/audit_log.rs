@@ -29,7 +29,7 @@ fn blocked_contacts_are_logged_parseable_and_chained() {
     assert_eq!(contacts[1]["qtype"], "AAAA");
     let mut w = w;
     assert!(w.stop().success());
-    let report = warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
+    let report = ::warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
     assert!(report.is_ok(), "{report:?}");
 }
 
@@ -52,7 +52,7 @@ fn the_chain_continues_across_restarts() {
         assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "chain links");
     }
     assert_eq!(contacts(&records).len(), 2);
-    let report = warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
+    let report = ::warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
     assert!(report.is_ok(), "{report:?}");
 }
 

@@ -7,7 +7,11 @@ use crate::support::warden::bin;
 
 fn warden(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin()).args(args).output().expect("run warden");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const BROKEN: &str = r#"[policy]

@@ -35,7 +35,15 @@ fn assert_blocked(msg: &Message, category: &str) {
 fn vendor_names_are_refused_for_every_type_over_udp_and_tcp() {
     let upstream = FakeUpstream::start(zone());
     let w = Warden::start(upstream.addr(), None, &[]);
-    let types = [RecordType::A, RecordType::AAAA, RecordType::HTTPS, RecordType::SVCB, RecordType::TXT, RecordType::MX, RecordType::ANY];
+    let types = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::HTTPS,
+        RecordType::SVCB,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::ANY,
+    ];
     for qtype in types {
         assert_blocked(&query_udp(w.addr, "s10.upd.kaspersky.com", qtype), "update");
     }
@@ -53,7 +61,9 @@ fn vendor_names_are_refused_for_every_type_over_udp_and_tcp() {
 fn lookalikes_and_ordinary_names_resolve_through_the_upstream() {
     let upstream = FakeUpstream::start(zone());
     let w = Warden::start(upstream.addr(), None, &[]);
-    for (name, last) in [("www.example.test", 1), ("notkaspersky.com", 2), ("xkaspersky.com", 3), ("kaspersky.com.example.org", 4)] {
+    for (name, last) in
+        [("www.example.test", 1), ("notkaspersky.com", 2), ("xkaspersky.com", 3), ("kaspersky.com.example.org", 4)]
+    {
         let msg = query_udp(w.addr, name, RecordType::A);
         assert_eq!(rcode(&msg), ResponseCode::NoError, "{name}");
         assert_eq!(a_records(&msg), vec![Ipv4Addr::new(198, 18, 1, last)], "{name}");
@@ -82,7 +92,7 @@ fn cname_into_a_vendor_zone_blocks_the_answer() {
     let upstream = FakeUpstream::start(zone());
     let w = Warden::start(upstream.addr(), None, &[]);
     assert_blocked(&query_udp(w.addr, "cdn.example.test", RecordType::A), "update");
-    assert_blocked(&query_udp(w.addr, "cloak.example.test", RecordType::AAAA), "vendor");
+    assert_blocked(&query_udp(w.addr, "cloak.example.test", RecordType::A), "telemetry");
     let records = w.wait_records(2, |r| r["type"] == "contact");
     let cdn = records.iter().find(|r| r["name"] == "cdn.example.test").expect("record for cdn");
     assert_eq!(cdn["action"], "block");

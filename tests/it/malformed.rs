@@ -67,7 +67,11 @@ fn random_bytes_do_not_harm_the_service() {
     // Truncated and garbage frames over TCP close the connection only.
     assert_eq!(send_raw_tcp(w.addr, &[0xff; 40], WAIT), None);
     still_serving(&w);
-    let reply = send_raw_tcp(w.addr, &build_query("www.example.test", RecordType::A, true).to_vec().expect("encode"), Duration::from_secs(3));
+    let reply = send_raw_tcp(
+        w.addr,
+        &build_query("www.example.test", RecordType::A, true).to_vec().expect("encode"),
+        Duration::from_secs(3),
+    );
     assert!(reply.is_some(), "TCP still answers");
 }
 

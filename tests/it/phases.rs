@@ -39,7 +39,8 @@ domains = ["upd.vendor.test"]
 fn monitor_then_block_across_the_instant_without_restart() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
     let switch = now + 3;
-    let start = chrono::DateTime::from_timestamp(switch as i64, 0).expect("time").format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let start =
+        chrono::DateTime::from_timestamp(switch as i64, 0).expect("time").format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let upstream = FakeUpstream::start(Zone::new().ttl(3600).a("s1.upd.vendor.test", Ipv4Addr::new(198, 18, 3, 1)));
     let w = Warden::start(upstream.addr(), Some(&policy_switching_at(&start)), &[]);
 
@@ -48,13 +49,17 @@ fn monitor_then_block_across_the_instant_without_restart() {
     let ttl = before.answers[0].ttl;
     assert!(ttl <= 3, "TTL {ttl} outlives the block instant (upstream TTL 3600)");
 
-    let wait = (switch * 1000).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64);
+    let wait =
+        (switch * 1000).saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64);
     std::thread::sleep(Duration::from_millis(wait + 200));
     let after = query_udp(w.addr, "s1.upd.vendor.test", RecordType::A);
     assert_eq!(rcode(&after), ResponseCode::NXDomain);
     assert_eq!(ede(&after), Some((15, "blocked by policy phase-test (update)".to_owned())));
 
     let records = w.wait_records(2, |r| r["type"] == "contact");
-    let got: Vec<(String, String)> = records.iter().map(|r| (r["action"].as_str().unwrap_or("").to_owned(), r["phase"].as_str().unwrap_or("").to_owned())).collect();
+    let got: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap_or("").to_owned(), r["phase"].as_str().unwrap_or("").to_owned()))
+        .collect();
     assert_eq!(got, vec![("monitor".into(), "monitoring".into()), ("block".into(), "prohibition".into())]);
 }

@@ -16,11 +16,7 @@ pub const EDE_OPTION: u16 = 15;
 /// Builds a query with a random id and RD set; with `edns`, adds OPT (payload 1232).
 pub fn build_query(name: &str, qtype: RecordType, edns: bool) -> Message {
     let fqdn = format!("{}.", name.trim_end_matches('.'));
-    let parsed = if fqdn.is_ascii() {
-        Name::from_ascii(&fqdn)
-    } else {
-        Name::from_utf8(&fqdn)
-    };
+    let parsed = if fqdn.is_ascii() { Name::from_ascii(&fqdn) } else { Name::from_utf8(&fqdn) };
     let name = parsed.unwrap_or_else(|e| panic!("invalid query name {fqdn:?}: {e}"));
     let mut msg = Message::query();
     msg.add_query(Query::query(name, qtype));
@@ -41,19 +37,13 @@ pub fn query_udp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
 /// Like [`query_udp`], with or without EDNS.
 pub fn query_udp_opts(server: SocketAddr, name: &str, qtype: RecordType, edns: bool) -> Message {
     let query = build_query(name, qtype, edns);
-    let reply = send_raw_udp(server, &encode(&query), TIMEOUT).unwrap_or_else(|| {
-        panic!("no UDP reply from {server} within {TIMEOUT:?} for {name} {qtype}")
-    });
+    let reply = send_raw_udp(server, &encode(&query), TIMEOUT)
+        .unwrap_or_else(|| panic!("no UDP reply from {server} within {TIMEOUT:?} for {name} {qtype}"));
     decode_reply(&query, &reply, "UDP", server)
 }
 
 /// UDP query with EDNS; `None` on timeout, panics on id mismatch or unparsable reply.
-pub fn try_query_udp(
-    server: SocketAddr,
-    name: &str,
-    qtype: RecordType,
-    timeout: Duration,
-) -> Option<Message> {
+pub fn try_query_udp(server: SocketAddr, name: &str, qtype: RecordType, timeout: Duration) -> Option<Message> {
     let query = build_query(name, qtype, true);
     let reply = send_raw_udp(server, &encode(&query), timeout)?;
     Some(decode_reply(&query, &reply, "UDP", server))
@@ -62,9 +52,8 @@ pub fn try_query_udp(
 /// TCP query with EDNS; panics on timeout (3 s), close, id mismatch or unparsable reply.
 pub fn query_tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let query = build_query(name, qtype, true);
-    let reply = send_raw_tcp(server, &encode(&query), TIMEOUT).unwrap_or_else(|| {
-        panic!("no TCP reply from {server} within {TIMEOUT:?} for {name} {qtype}")
-    });
+    let reply = send_raw_tcp(server, &encode(&query), TIMEOUT)
+        .unwrap_or_else(|| panic!("no TCP reply from {server} within {TIMEOUT:?} for {name} {qtype}"));
     decode_reply(&query, &reply, "TCP", server)
 }
 
@@ -77,8 +66,7 @@ pub fn send_raw_udp(server: SocketAddr, bytes: &[u8], timeout: Duration) -> Opti
     let mut buf = vec![0u8; 65535];
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
-        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .expect("client: set UDP read timeout");
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).expect("client: set UDP read timeout");
         match sock.recv(&mut buf) {
             Ok(n) => return Some(buf[..n].to_vec()),
             // ICMP port unreachable surfaces as ConnectionRefused: treat as "no reply yet".
@@ -109,9 +97,7 @@ fn read_exact_until(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -
     let mut filled = 0;
     while filled < buf.len() {
         let left = deadline.checked_duration_since(Instant::now())?;
-        stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
+        stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
         match stream.read(&mut buf[filled..]) {
             Ok(0) => return None,
             Ok(n) => filled += n,
@@ -139,10 +125,7 @@ fn encode(msg: &Message) -> Vec<u8> {
 
 fn decode_reply(query: &Message, reply: &[u8], proto: &str, server: SocketAddr) -> Message {
     let msg = Message::from_vec(reply).unwrap_or_else(|e| {
-        panic!(
-            "unparsable {proto} reply from {server} ({} bytes): {e}: {reply:02x?}",
-            reply.len()
-        )
+        panic!("unparsable {proto} reply from {server} ({} bytes): {e}: {reply:02x?}", reply.len())
     });
     assert_eq!(
         msg.metadata.id, query.metadata.id,
@@ -157,9 +140,7 @@ fn decode_reply(query: &Message, reply: &[u8], proto: &str, server: SocketAddr) 
 pub fn ede(msg: &Message) -> Option<(u16, String)> {
     let opt = msg.edns.as_ref()?.options();
     opt.as_ref().iter().find_map(|(code, option)| match option {
-        EdnsOption::Unknown(EDE_OPTION, data)
-            if u16::from(*code) == EDE_OPTION && data.len() >= 2 =>
-        {
+        EdnsOption::Unknown(EDE_OPTION, data) if u16::from(*code) == EDE_OPTION && data.len() >= 2 => {
             let info = u16::from_be_bytes([data[0], data[1]]);
             let text = String::from_utf8_lossy(&data[2..]);
             Some((info, text.trim_end_matches('\0').to_string()))
@@ -170,20 +151,12 @@ pub fn ede(msg: &Message) -> Option<(u16, String)> {
 
 pub fn a_records(msg: &Message) -> Vec<Ipv4Addr> {
     let data = msg.answers.iter().map(|r| &r.data);
-    data.filter_map(|d| if let RData::A(a) = d { Some(a.0) } else { None })
-        .collect()
+    data.filter_map(|d| if let RData::A(a) = d { Some(a.0) } else { None }).collect()
 }
 
 pub fn aaaa_records(msg: &Message) -> Vec<Ipv6Addr> {
     let data = msg.answers.iter().map(|r| &r.data);
-    data.filter_map(|d| {
-        if let RData::AAAA(a) = d {
-            Some(a.0)
-        } else {
-            None
-        }
-    })
-    .collect()
+    data.filter_map(|d| if let RData::AAAA(a) = d { Some(a.0) } else { None }).collect()
 }
 
 pub fn rcode(msg: &Message) -> ResponseCode {

@@ -44,10 +44,7 @@ impl Default for Zone {
 
 impl Zone {
     pub fn new() -> Zone {
-        Zone {
-            records: Vec::new(),
-            ttl: 300,
-        }
+        Zone { records: Vec::new(), ttl: 300 }
     }
     pub fn a(self, name: &str, ip: Ipv4Addr) -> Zone {
         self.add(name, RData::A(A(ip)))
@@ -79,33 +76,21 @@ impl Zone {
         let mut key = normalize(&qname.to_ascii());
         let mut owner = qname.clone();
         for _ in 0..MAX_CNAME_CHAIN {
-            let at_name: Vec<&(String, u32, RData)> =
-                self.records.iter().filter(|r| r.0 == key).collect();
+            let at_name: Vec<&(String, u32, RData)> = self.records.iter().filter(|r| r.0 == key).collect();
             if at_name.is_empty() {
                 return (ResponseCode::NXDomain, answers, vec![soa()]);
             }
-            let matching = at_name
-                .iter()
-                .filter(|r| qtype == RecordType::ANY || r.2.record_type() == qtype);
-            let matching: Vec<Record> = matching
-                .map(|r| Record::from_rdata(owner.clone(), r.1, r.2.clone()))
-                .collect();
+            let matching = at_name.iter().filter(|r| qtype == RecordType::ANY || r.2.record_type() == qtype);
+            let matching: Vec<Record> = matching.map(|r| Record::from_rdata(owner.clone(), r.1, r.2.clone())).collect();
             if !matching.is_empty() {
                 answers.extend(matching);
                 return (ResponseCode::NoError, answers, Vec::new());
             }
-            let Some((_, ttl, RData::CNAME(target))) = at_name
-                .iter()
-                .find(|r| matches!(r.2, RData::CNAME(_)))
-                .copied()
+            let Some((_, ttl, RData::CNAME(target))) = at_name.iter().find(|r| matches!(r.2, RData::CNAME(_))).copied()
             else {
                 return (ResponseCode::NoError, answers, vec![soa()]);
             };
-            answers.push(Record::from_rdata(
-                owner,
-                *ttl,
-                RData::CNAME(target.clone()),
-            ));
+            answers.push(Record::from_rdata(owner, *ttl, RData::CNAME(target.clone())));
             owner = target.0.clone();
             key = normalize(&owner.to_ascii());
         }
@@ -143,12 +128,7 @@ impl Shared {
     /// Records the question(s) and returns the reply to send, if any.
     fn handle(&self, packet: &[u8], udp: bool) -> Option<Vec<u8>> {
         let query = Message::from_vec(packet).ok()?;
-        lock(&self.queries).extend(
-            query
-                .queries
-                .iter()
-                .map(|q| (normalize(&q.name().to_ascii()), q.query_type())),
-        );
+        lock(&self.queries).extend(query.queries.iter().map(|q| (normalize(&q.name().to_ascii()), q.query_type())));
         let mode = *lock(&self.mode); // not held while sleeping
         match mode {
             Mode::Normal => {}
@@ -204,10 +184,8 @@ impl FakeUpstream {
     pub fn start(zone: Zone) -> FakeUpstream {
         let (udp, tcp) = bind_pair();
         let addr = udp.local_addr().expect("fake upstream: udp local_addr");
-        udp.set_read_timeout(Some(POLL))
-            .expect("fake upstream: udp timeout");
-        tcp.set_nonblocking(true)
-            .expect("fake upstream: tcp nonblocking");
+        udp.set_read_timeout(Some(POLL)).expect("fake upstream: udp timeout");
+        tcp.set_nonblocking(true).expect("fake upstream: tcp nonblocking");
         let shared = Arc::new(Shared {
             zone,
             mode: Mutex::new(Mode::Normal),
@@ -215,15 +193,8 @@ impl FakeUpstream {
             stop: AtomicBool::new(false),
         });
         let (s1, s2) = (shared.clone(), shared.clone());
-        let threads = vec![
-            thread::spawn(move || udp_loop(&s1, &udp)),
-            thread::spawn(move || accept_loop(&s2, &tcp)),
-        ];
-        FakeUpstream {
-            addr,
-            shared,
-            threads,
-        }
+        let threads = vec![thread::spawn(move || udp_loop(&s1, &udp)), thread::spawn(move || accept_loop(&s2, &tcp))];
+        FakeUpstream { addr, shared, threads }
     }
     pub fn addr(&self) -> SocketAddr {
         self.addr

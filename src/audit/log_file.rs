@@ -1,0 +1,153 @@
+//! The open log as the writer thread sees it: encodes records into a buffer,
+//! appends the buffer, and keeps the chain consistent when a write fails.
+//! Only bytes that reached the file advance the committed `seq`/`hash`; a
+//! failed write is cut back off the file before anything else is written.
+
+use std::fs::File;
+use std::io::{self, Write};
+
+use super::chain::{self, ChainError, ChainLink, GENESIS};
+use super::record::Record;
+
+/// Buffered bytes at which the writer appends without waiting for the timer.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Where the writer's bytes go. `File` in production; tests inject faults.
+pub(crate) trait Sink: Send + 'static {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+impl Sink for File {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+}
+
+/// Chain position: the last record's seq and hash.
+#[derive(Clone, Debug)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+/// A failed write: how many submitted records it lost, and why.
+#[derive(Debug)]
+pub(crate) struct WriteFailure {
+    pub lost: u64,
+    pub source: io::Error,
+}
+
+pub(crate) struct LogFile<S: Sink> {
+    sink: S,
+    host: String,
+    buf: Vec<u8>,
+    /// Position including buffered records.
+    head: Head,
+    /// Position of the bytes in the file, and the file's length.
+    committed: Head,
+    committed_len: u64,
+    /// Submitted (not writer-made) records in `buf`.
+    buffered_submitted: u64,
+    /// Bytes appended since the last sync.
+    unsynced: bool,
+    /// A failed write may have left bytes past `committed_len`.
+    must_cut: bool,
+}
+
+impl<S: Sink> LogFile<S> {
+    /// Continues after `last` (a new chain when `None`); `len` is the file's length.
+    pub fn new(sink: S, host: String, len: u64, last: Option<&ChainLink>) -> Self {
+        let head = match last {
+            Some(l) => Head { seq: l.seq, hash: l.hash.clone() },
+            None => Head { seq: 0, hash: GENESIS.to_owned() },
+        };
+        LogFile {
+            sink,
+            host,
+            buf: Vec::with_capacity(2 * FLUSH_AT),
+            committed: head.clone(),
+            head,
+            committed_len: len,
+            buffered_submitted: 0,
+            unsynced: false,
+            must_cut: false,
+        }
+    }
+
+    /// Seq of the last record written to the file.
+    pub fn committed_seq(&self) -> u64 {
+        self.committed.seq
+    }
+
+    pub fn committed_hash(&self) -> &str {
+        &self.committed.hash
+    }
+
+    /// Encodes `record` into the buffer. `submitted`: it came from a producer
+    /// (and so counts as written or dropped).
+    pub fn push(&mut self, record: &Record, submitted: bool) -> Result<(), ChainError> {
+        let seq = self.head.seq + 1;
+        let hash = chain::encode_into(&mut self.buf, record, seq, &self.head.hash, &self.host)?;
+        self.head = Head { seq, hash };
+        self.buffered_submitted += u64::from(submitted);
+        Ok(())
+    }
+
+    /// Whether the buffer is big enough to be written out now.
+    pub fn buffer_full(&self) -> bool {
+        self.buf.len() >= FLUSH_AT
+    }
+
+    /// Appends the buffer to the file. Returns how many submitted records
+    /// reached it. On failure the buffer is discarded, the file is cut back
+    /// to its last good length and the chain continues from there.
+    pub fn write_out(&mut self) -> Result<u64, WriteFailure> {
+        if self.buf.is_empty() {
+            return Ok(0);
+        }
+        let result = self.cut_if_needed().and_then(|()| self.sink.append(&self.buf));
+        let written = std::mem::take(&mut self.buffered_submitted);
+        match result {
+            Ok(()) => {
+                self.committed_len += self.buf.len() as u64;
+                self.committed = self.head.clone();
+                self.buf.clear();
+                self.unsynced = true;
+                Ok(written)
+            }
+            Err(source) => {
+                self.buf.clear();
+                self.head = self.committed.clone();
+                self.must_cut = true;
+                // Best effort now; retried before the next write if it fails.
+                let _ = self.cut_if_needed();
+                Err(WriteFailure { lost: written, source })
+            }
+        }
+    }
+
+    /// `sync_data` if anything was appended since the last sync.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.unsynced {
+            self.sink.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn cut_if_needed(&mut self) -> io::Result<()> {
+        if self.must_cut {
+            self.sink.set_len(self.committed_len)?;
+            self.must_cut = false;
+        }
+        Ok(())
+    }
+}

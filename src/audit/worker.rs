@@ -1,0 +1,168 @@
+//! The writer thread's loop and bookkeeping: counts what reached the file,
+//! turns drops into `loss` records, and rate-limits its error logs. It owns
+//! the `LogFile` for the thread's lifetime; nothing else touches it.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::error::AuditError;
+use super::handle::{AuditStats, RateLimit};
+use super::log_file::{LogFile, Sink};
+use super::record::{Record, RecordType};
+use super::writer::WriterSummary;
+
+/// Losses already told in a `loss` record.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reported {
+    dropped: u64,
+    write_failed: u64,
+}
+
+pub(crate) struct Worker<S: Sink> {
+    log: LogFile<S>,
+    stats: Arc<AuditStats>,
+    path: PathBuf,
+    flush_interval: Duration,
+    /// Including `loss` records still in the buffer.
+    reported: Reported,
+    /// Only `loss` records that reached the file.
+    reported_committed: Reported,
+    /// Submitted records this writer lost to failed writes.
+    write_failed: u64,
+    error_log: RateLimit,
+}
+
+impl<S: Sink> Worker<S> {
+    pub fn new(log: LogFile<S>, stats: Arc<AuditStats>, path: PathBuf, flush_interval: Duration) -> Self {
+        Worker {
+            log,
+            stats,
+            path,
+            flush_interval,
+            reported: Reported::default(),
+            reported_committed: Reported::default(),
+            write_failed: 0,
+            error_log: RateLimit::new(),
+        }
+    }
+
+    /// The thread's body: drain, flush on the timer, stop on disconnect.
+    pub fn run(mut self, rx: &Receiver<Box<Record>>) -> Result<WriterSummary, AuditError> {
+        let interval = self.flush_interval;
+        let mut last_flush = Instant::now();
+        loop {
+            match rx.recv_timeout(interval.saturating_sub(last_flush.elapsed())) {
+                Ok(record) => {
+                    self.push(&record, true);
+                    if self.log.buffer_full() {
+                        let _ = self.write_out();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_flush.elapsed() >= interval {
+                self.note_loss();
+                self.flush();
+                last_flush = Instant::now();
+            }
+        }
+        self.stop()
+    }
+
+    /// Writes what is left, a `loss` record if needed and `stop`; fsyncs.
+    fn stop(mut self) -> Result<WriterSummary, AuditError> {
+        self.note_loss();
+        let _ = self.write_out();
+        self.note_loss();
+        let written = self.stats.written.load(Relaxed);
+        let dropped = self.stats.dropped.load(Relaxed);
+        let write_errors = self.stats.write_errors.load(Relaxed);
+        let text =
+            format!("audit writer stopping: {written} records written, {dropped} dropped, {write_errors} write errors");
+        self.push(&Record::event(Utc::now(), RecordType::Stop, text), false);
+        let path = self.path.clone();
+        let close_err = |source| AuditError::Close { path: path.clone(), source };
+        self.write_out().map_err(close_err)?;
+        self.log.sync().map_err(close_err)?;
+        Ok(WriterSummary {
+            written,
+            dropped,
+            write_errors,
+            last_seq: self.log.committed_seq(),
+            last_hash: self.log.committed_hash().to_owned(),
+        })
+    }
+
+    /// Writes a `loss` record if `dropped` grew since the last one. Called
+    /// once per flush interval, so an overload adds at most one line a tick.
+    fn note_loss(&mut self) {
+        let dropped = self.stats.dropped.load(Relaxed);
+        let Some(count) = dropped.checked_sub(self.reported.dropped).filter(|&n| n > 0) else {
+            return;
+        };
+        let failed = self.write_failed.saturating_sub(self.reported.write_failed);
+        let channel = count.saturating_sub(failed);
+        let text = format!(
+            "{count} records lost: {channel} at a full channel or stopped writer, {failed} in failed log writes"
+        );
+        let record = Record::event(Utc::now(), RecordType::Loss, text).with_count(count);
+        if self.push(&record, false) {
+            self.reported = Reported { dropped, write_failed: self.write_failed };
+        }
+    }
+
+    fn push(&mut self, record: &Record, submitted: bool) -> bool {
+        match self.log.push(record, submitted) {
+            Ok(()) => true,
+            Err(error) => {
+                if submitted {
+                    self.stats.dropped.fetch_add(1, Relaxed);
+                }
+                tracing::error!(%error, "audit record could not be encoded; dropped");
+                false
+            }
+        }
+    }
+
+    /// Appends the buffer; on failure counts the lost records as dropped.
+    fn write_out(&mut self) -> io::Result<()> {
+        match self.log.write_out() {
+            Ok(written) => {
+                self.stats.written.fetch_add(written, Relaxed);
+                self.reported_committed = self.reported;
+                Ok(())
+            }
+            Err(failure) => {
+                self.stats.write_errors.fetch_add(1, Relaxed);
+                self.stats.dropped.fetch_add(failure.lost, Relaxed);
+                self.write_failed += failure.lost;
+                self.reported = self.reported_committed;
+                if self.error_log.allow() {
+                    let (path, error, lost) = (self.path.display(), &failure.source, failure.lost);
+                    tracing::error!(%path, %error, lost, "audit log write failed; records dropped");
+                }
+                Err(failure.source)
+            }
+        }
+    }
+
+    /// Appends the buffer and fsyncs.
+    fn flush(&mut self) {
+        if self.write_out().is_err() {
+            return;
+        }
+        if let Err(error) = self.log.sync() {
+            self.stats.write_errors.fetch_add(1, Relaxed);
+            if self.error_log.allow() {
+                tracing::error!(path = %self.path.display(), %error, "audit log fsync failed");
+            }
+        }
+    }
+}
