@@ -32,6 +32,9 @@ pub struct Config {
 pub struct PolicyConfig {
     /// Policy file; the built-in Kaspersky policy when absent.
     pub file: Option<PathBuf>,
+    /// Blocklist files (plain, hosts or `||name^` lines) blocked beside the
+    /// policy, each entry with its subdomains, in every phase.
+    pub blocklists: Vec<PathBuf>,
 }
 
 /// `[audit]`: where the audit log goes.

@@ -15,6 +15,9 @@ pub struct CheckArgs {
     /// Policy files to validate (default: the config's policy, else the
     /// built-in one).
     files: Vec<PathBuf>,
+    /// Blocklist files to load with each policy (repeatable).
+    #[arg(long = "blocklist", value_name = "FILE")]
+    blocklist: Vec<PathBuf>,
     /// Also validate this config file (and its policy).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -45,7 +48,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         files.push(None);
     }
     for file in &files {
-        match super::load_policy(file.as_deref()) {
+        match super::load_policy(file.as_deref(), &args.blocklist) {
             Ok(policy) => print_summary(&policy, now),
             Err(e) => {
                 eprintln!("{e:#}");

@@ -20,13 +20,16 @@ pub struct LookupArgs {
     /// Policy file (default: the built-in policy).
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Blocklist files loaded with the policy (repeatable).
+    #[arg(long = "blocklist", value_name = "FILE")]
+    blocklist: Vec<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
-    let policy = super::load_policy(args.policy.as_deref())?;
+    let policy = super::load_policy(args.policy.as_deref(), &args.blocklist)?;
     let now = super::instant(args.at.as_deref())?;
     let subject = match args.target.parse::<IpAddr>() {
         Ok(ip) => Subject::Ip(ip),

@@ -50,12 +50,25 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Load the policy named by a path, or the built-in one.
-fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<crate::policy::Policy> {
-    Ok(match path {
-        Some(p) => crate::policy::load_file(p)?,
-        None => crate::policy::builtin()?,
-    })
+/// Load the policy named by a path (or the built-in one) with blocklists;
+/// skipped blocklist lines are reported on stderr through tracing.
+fn load_policy(
+    path: Option<&std::path::Path>,
+    blocklists: &[std::path::PathBuf],
+) -> anyhow::Result<crate::policy::Policy> {
+    let (policy, stats) = crate::policy::load(path, blocklists)?;
+    if !blocklists.is_empty() {
+        tracing::info!(
+            entries = stats.entries,
+            duplicates = stats.duplicates,
+            skipped = stats.skipped,
+            "blocklists loaded"
+        );
+        for (source, p) in &stats.problems {
+            tracing::warn!("{source}:{}: skipped: {}", p.line, p.message);
+        }
+    }
+    Ok(policy)
 }
 
 /// Parse `--at` (RFC 3339) or take now.

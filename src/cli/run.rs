@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{self, AuditConfig, AuditHandle, Record, RecordType};
-use crate::config::{Config, hostname};
+use crate::config::{Config, PolicyConfig, hostname};
 use crate::dns::{BlockMode, Handler, HandlerConfig, Limits, Listeners, Upstream, serve};
 use crate::policy::Policy;
 use crate::time::now_ms;
@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// Policy file. Default: the built-in Kaspersky policy.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Blocklist file blocked beside the policy (repeatable): plain names,
+    /// hosts-file lines or `||name^` lines; each entry with its subdomains.
+    #[arg(long = "blocklist", value_name = "FILE")]
+    blocklist: Vec<PathBuf>,
     /// Audit log file (JSON Lines, appended). Default: ./warden-audit.jsonl.
     #[arg(long = "audit-log", value_name = "FILE")]
     audit_log: Option<PathBuf>,
@@ -59,7 +63,8 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
     let config = settings(&args)?;
-    let policy = super::load_policy(config.policy.file.as_deref()).context("refusing to start")?;
+    let policy =
+        super::load_policy(config.policy.file.as_deref(), &config.policy.blocklists).context("refusing to start")?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(daemon(config, policy))
@@ -93,6 +98,7 @@ fn settings(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(p) = &args.policy {
         config.policy.file = Some(p.clone());
     }
+    config.policy.blocklists.extend(args.blocklist.iter().cloned());
     if let Some(p) = &args.audit_log {
         config.audit.path = p.clone();
     }
@@ -130,7 +136,7 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
         tcp_idle_timeout: dns.tcp_idle_timeout,
     };
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(signals(shutdown.clone(), shared, config.policy.file.clone(), audit.clone()));
+    let signals = tokio::spawn(signals(shutdown.clone(), shared, config.policy.clone(), audit.clone()));
     serve(listeners, handler, limits, shutdown, GRACE).await;
     signals.abort();
     drop(audit);
@@ -140,7 +146,7 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGINT/SIGTERM stop the daemon; SIGHUP reloads the policy file.
-async fn signals(shutdown: CancellationToken, policy: Arc<ArcSwap<Policy>>, file: Option<PathBuf>, audit: AuditHandle) {
+async fn signals(shutdown: CancellationToken, policy: Arc<ArcSwap<Policy>>, source: PolicyConfig, audit: AuditHandle) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
@@ -152,16 +158,16 @@ async fn signals(shutdown: CancellationToken, policy: Arc<ArcSwap<Policy>>, file
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&policy, file.as_deref(), &audit),
+            _ = hup.recv() => reload(&policy, &source, &audit),
         }
     }
     tracing::info!("shutting down");
     shutdown.cancel();
 }
 
-fn reload(current: &ArcSwap<Policy>, file: Option<&std::path::Path>, audit: &AuditHandle) {
+fn reload(current: &ArcSwap<Policy>, source: &PolicyConfig, audit: &AuditHandle) {
     let ts = chrono::Utc::now();
-    match super::load_policy(file) {
+    match super::load_policy(source.file.as_deref(), &source.blocklists) {
         Ok(p) => {
             let message = format!("policy reloaded: {} {}", p.meta.id, p.meta.hash);
             tracing::info!("{message}");

@@ -8,13 +8,19 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::blocklist::{self, Blocklist, BlocklistStats};
 use super::error::{Collector, PolicyError};
 use super::raw::{RawPhase, RawPolicy, RawRules};
-use super::{Category, CategoryId, Phase, Policy, PolicyMeta, Rule, RuleId, RuleKind};
+use super::{Action, Category, CategoryId, Phase, Policy, PolicyMeta, Rule, RuleId, RuleKind};
 use crate::matcher::{CidrTable, NameTableBuilder, validate_pattern_name};
 
 /// Parse and compile policy text. `file` names it in error messages.
 pub fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
+    compile_with(text, file, &[]).map(|(policy, _)| policy)
+}
+
+/// Compile policy text together with blocklists (see [`super::blocklist`]).
+pub fn compile_with(text: &str, file: &str, lists: &[Blocklist]) -> Result<(Policy, BlocklistStats), PolicyError> {
     let mut c = Collector::new(text);
     let raw: RawPolicy = match toml::from_str(text) {
         Ok(raw) => raw,
@@ -28,10 +34,18 @@ pub fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
     if !is_slug(id) {
         c.at(raw.policy.id.span().start, format!("policy id {id:?} must be lowercase letters, digits and '-'"));
     }
-    let (categories, by_name) = categories(&raw, &mut c);
-    let phases = phases(&raw.phases, &by_name, categories.len(), &mut c);
-    let tables = rules(&raw.rules, &by_name, &mut c);
+    let (mut categories, mut by_name) = categories(&raw, &mut c);
+    let list_category = (!lists.is_empty()).then(|| blocklist_category(&mut categories, &mut by_name));
+    let mut phases = phases(&raw.phases, &by_name, categories.len(), &mut c);
+    let mut tables = rules(&raw.rules, &by_name, &mut c);
     c.finish(file)?;
+    let mut stats = BlocklistStats::default();
+    if let Some((category, declared)) = list_category {
+        if !declared {
+            phases.iter_mut().for_each(|p| p.actions[usize::from(category.0)] = Action::Block);
+        }
+        add_blocklists(lists, category, &mut tables, &mut stats);
+    }
     let (rules, names, nets) = tables;
     let meta = PolicyMeta {
         id: id.clone(),
@@ -43,7 +57,53 @@ pub fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
         hash: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
         source: file.to_owned(),
     };
-    Ok(Policy::assemble(meta, categories, phases, rules, names.build(), nets))
+    Ok((Policy::assemble(meta, categories, phases, rules, names.build(), nets), stats))
+}
+
+/// The `blocklist` category: the policy's own if it declares one (its
+/// phases then decide), else a new one that blocks in every phase.
+fn blocklist_category(categories: &mut Vec<Category>, by_name: &mut HashMap<String, CategoryId>) -> (CategoryId, bool) {
+    if let Some(id) = by_name.get(blocklist::CATEGORY) {
+        return (*id, true);
+    }
+    let id = CategoryId(categories.len() as u16);
+    categories.push(Category {
+        name: blocklist::CATEGORY.to_owned(),
+        description: "entries of user-supplied blocklists".to_owned(),
+    });
+    by_name.insert(blocklist::CATEGORY.to_owned(), id);
+    (id, false)
+}
+
+fn add_blocklists(lists: &[Blocklist], category: CategoryId, tables: &mut Tables, stats: &mut BlocklistStats) {
+    let (rules, names, _) = tables;
+    for list in lists {
+        rules.reserve(list.text.len() / 24);
+        for (i, line) in list.text.lines().enumerate() {
+            let name = match blocklist::entry(line) {
+                Ok(Some(name)) => name,
+                Ok(None) => continue,
+                Err(e) => {
+                    stats.skip(list.source, i + 1, e.to_owned());
+                    continue;
+                }
+            };
+            let name = match blocklist::normalize_entry(name) {
+                Ok(n) => n,
+                Err(e) => {
+                    stats.skip(list.source, i + 1, e);
+                    continue;
+                }
+            };
+            match names.add_domain(name.as_str(), RuleId(rules.len() as u32)) {
+                Ok(text) => {
+                    rules.push(Rule { kind: RuleKind::Domain, category, text });
+                    stats.entries += 1;
+                }
+                Err(_) => stats.duplicates += 1,
+            }
+        }
+    }
 }
 
 fn is_slug(s: &str) -> bool {

@@ -6,6 +6,7 @@
 //! it never touches sockets, the audit log or the firewall. A `Policy` is
 //! immutable: a reload builds a new one and swaps it in.
 
+pub mod blocklist;
 mod compile;
 mod error;
 mod raw;
@@ -13,7 +14,8 @@ mod verdict;
 
 use std::path::Path;
 
-pub use compile::compile;
+pub use blocklist::{Blocklist, BlocklistStats};
+pub use compile::{compile, compile_with};
 pub use error::{PolicyError, Problem, Problems};
 pub use raw::EdeCode;
 pub use verdict::{Action, CategoryId, PhaseId, RuleId, Subject, Verdict};
@@ -104,6 +106,24 @@ pub struct Policy {
 pub fn load_file(path: &Path) -> Result<Policy, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
     compile(&text, &path.display().to_string())
+}
+
+/// Load a policy (a file, or the built-in one) with blocklist files.
+pub fn load(file: Option<&Path>, blocklists: &[std::path::PathBuf]) -> Result<(Policy, BlocklistStats), PolicyError> {
+    let text = match file {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })?
+        }
+        None => BUILTIN_POLICY.to_owned(),
+    };
+    let name = file.map_or_else(|| BUILTIN_NAME.to_owned(), |p| p.display().to_string());
+    let mut texts = Vec::with_capacity(blocklists.len());
+    for path in blocklists {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.clone(), source })?;
+        texts.push((path.display().to_string(), text));
+    }
+    let lists: Vec<Blocklist> = texts.iter().map(|(source, text)| Blocklist { source, text }).collect();
+    compile_with(&text, &name, &lists)
 }
 
 /// The built-in Kaspersky policy.

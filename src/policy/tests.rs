@@ -186,3 +186,20 @@ fn builtin_policy_compiles() {
     assert_eq!(p.meta.id, "us-bis-kaspersky-2024");
     assert!(p.rules().len() > 50);
 }
+
+#[test]
+fn blocklists_block_names_and_subdomains_in_every_phase() {
+    let list = "# a list\nads.example.net\n0.0.0.0 tracker.example.org\n||pixel.example.com^\nbad name here\nads.example.net\nupd.kaspersky.com\n";
+    let lists = [Blocklist { source: "list.txt", text: list }];
+    let (p, stats) = compile_with(POLICY, "test.toml", &lists).unwrap();
+    assert_eq!((stats.entries, stats.duplicates, stats.skipped), (3, 2, 1));
+    assert_eq!(stats.problems[0].1.line, 5);
+    for name in ["ads.example.net", "x.tracker.example.org", "pixel.example.com"] {
+        for at in [BEFORE, AFTER] {
+            assert_eq!(decide(&p, name, at).0, Action::Block, "{name}");
+            assert_eq!(decide(&p, name, at).2, "blocklist", "{name}");
+        }
+    }
+    assert_eq!(decide(&p, "s1.upd.kaspersky.com", AFTER).2, "update", "policy rules keep their category");
+    assert_eq!(decide(&p, "example.net", AFTER).0, Action::Allow);
+}
