@@ -131,6 +131,8 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, "listening on {addr} (udp+tcp)");
     }
     let limits = Limits {
+        udp_workers: dns.udp_workers,
+        cache_entries: dns.answer_cache_entries,
         max_inflight: dns.max_inflight,
         max_tcp_connections: dns.max_tcp_connections,
         tcp_idle_timeout: dns.tcp_idle_timeout,

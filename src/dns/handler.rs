@@ -11,7 +11,9 @@ use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use ipnet::IpNet;
 
 use super::answer::{self, BlockMode};
+use super::cache::{CacheKey, Fill};
 use super::upstream::{Upstream, UpstreamError};
+use super::wire;
 use crate::audit::{AuditHandle, Layer};
 use crate::policy::{Action, Policy, Subject, Verdict};
 use crate::time::now_ms;
@@ -44,11 +46,32 @@ pub struct DnsStats {
 }
 
 pub struct Handler {
-    policy: Arc<ArcSwap<Policy>>,
+    pub(super) policy: Arc<ArcSwap<Policy>>,
     upstream: Upstream,
-    audit: AuditHandle,
-    config: HandlerConfig,
+    pub(super) audit: AuditHandle,
+    pub(super) config: HandlerConfig,
     pub stats: DnsStats,
+}
+
+/// A response and whether the fast path may cache it.
+pub(super) struct Reply {
+    pub msg: Message,
+    /// `Some(valid_until)` when the answer came from the upstream and passed
+    /// the answer check without anything to log.
+    pub cacheable: Option<Option<i64>>,
+    /// Identity of the policy that decided.
+    pub policy: usize,
+}
+
+impl Reply {
+    fn local(msg: Message) -> Reply {
+        Reply { msg, cacheable: None, policy: 0 }
+    }
+}
+
+/// Identity of a policy snapshot, to tell cache entries of an older one.
+pub(super) fn policy_id(policy: &Arc<Policy>) -> usize {
+    Arc::as_ptr(policy) as *const () as usize
 }
 
 /// Why a contact was logged: the query itself or something in its answer.
@@ -66,53 +89,81 @@ impl Handler {
     /// Answer one DNS message. `None` means send nothing (unparseable
     /// header, or a response sent to us).
     pub async fn handle(&self, bytes: &[u8], client: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+        self.handle_full(bytes, client, transport, false).await.map(|(bytes, _)| bytes)
+    }
+
+    /// The full path: any message hickory can parse. `recorded` says the
+    /// fast path already wrote the query's audit record. Returns the
+    /// encoded response and, for cacheable answers, what to cache.
+    pub(super) async fn handle_full(
+        &self,
+        bytes: &[u8],
+        client: IpAddr,
+        transport: Transport,
+        recorded: bool,
+    ) -> Option<(Vec<u8>, Option<Fill>)> {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let req = match Message::from_vec(bytes) {
             Ok(req) => req,
             Err(_) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 let is_query = bytes.len() >= 12 && bytes[2] & 0x80 == 0;
-                return if is_query { answer::raw_error(bytes, ResponseCode::FormErr) } else { None };
+                return if is_query {
+                    answer::raw_error(bytes, ResponseCode::FormErr).map(|b| (b, None))
+                } else {
+                    None
+                };
             }
         };
         if req.metadata.message_type == MessageType::Response {
             return None;
         }
         let limit = (transport == Transport::Udp).then(|| answer::udp_limit(&req));
-        let response = self.respond(&req, client).await;
-        answer::encode(&response, limit)
+        let reply = self.respond(&req, client, recorded).await;
+        let encoded = answer::encode(&reply.msg, limit)?;
+        let fill = reply.cacheable.and_then(|valid_until| fill_for(&req, &encoded, valid_until, reply.policy));
+        Some((encoded, fill))
     }
 
-    async fn respond(&self, req: &Message, client: IpAddr) -> Message {
-        if !self.config.allowed_clients.iter().any(|n| n.contains(&client)) {
-            self.stats.refused_clients.fetch_add(1, Ordering::Relaxed);
-            return answer::response_to(req, ResponseCode::Refused);
+    async fn respond(&self, req: &Message, client: IpAddr, recorded: bool) -> Reply {
+        if !self.client_allowed(client) {
+            return Reply::local(answer::response_to(req, ResponseCode::Refused));
         }
         if req.metadata.op_code != OpCode::Query {
-            return answer::response_to(req, ResponseCode::NotImp);
+            return Reply::local(answer::response_to(req, ResponseCode::NotImp));
         }
         if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return answer::response_to(req, ResponseCode::BADVERS);
+            return Reply::local(answer::response_to(req, ResponseCode::BADVERS));
         }
         let [query] = req.queries.as_slice() else {
-            return answer::response_to(req, ResponseCode::FormErr);
+            return Reply::local(answer::response_to(req, ResponseCode::FormErr));
         };
         if query.query_class() != DNSClass::IN {
-            return answer::response_to(req, ResponseCode::NotImp);
+            return Reply::local(answer::response_to(req, ResponseCode::NotImp));
         }
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
-            return answer::response_to(req, ResponseCode::Refused);
+            return Reply::local(answer::response_to(req, ResponseCode::Refused));
         }
         let policy = self.policy.load_full();
         let now = now_ms();
         let name = query.name().to_ascii();
         let verdict = policy.decide(Subject::Name(&name), now);
         let finding = Finding { verdict, via: None };
-        self.record(&policy, &finding, client, query, now);
+        if !recorded {
+            self.record(&policy, &finding, client, query, now);
+        }
         if verdict.action == Action::Block {
-            return self.refuse(req, query, &policy, &finding);
+            return Reply::local(self.refuse(req, query, &policy, &finding));
         }
         self.forward(req, query, client, &policy, verdict, now).await
+    }
+
+    pub(super) fn client_allowed(&self, client: IpAddr) -> bool {
+        let allowed = self.config.allowed_clients.iter().any(|n| n.contains(&client));
+        if !allowed {
+            self.stats.refused_clients.fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
     }
 
     async fn forward(
@@ -120,32 +171,36 @@ impl Handler {
         req: &Message,
         query: &Query,
         client: IpAddr,
-        policy: &Policy,
+        policy: &Arc<Policy>,
         verdict: Verdict,
         now: i64,
-    ) -> Message {
+    ) -> Reply {
         let upstream = match self.upstream.resolve(query.name(), query.query_type()).await {
             Ok(a) => a,
             Err(e) => {
                 self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(name = %query.name(), error = %e, "upstream failed");
-                return upstream_failure(req, &e);
+                return Reply::local(upstream_failure(req, &e));
             }
         };
         let finding = check_answer(policy, &upstream.answers, now);
         if let Some(f) = &finding {
             self.record(policy, f, client, query, now);
             if f.verdict.action == Action::Block {
-                return self.refuse(req, query, policy, f);
+                return Reply::local(self.refuse(req, query, policy, f));
             }
         }
-        let until =
-            [Some(verdict), finding.map(|f| f.verdict)].into_iter().flatten().filter_map(|v| v.valid_until).min();
+        let until = [Some(verdict), finding.as_ref().map(|f| f.verdict)]
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.valid_until)
+            .min();
         let cap = until.map(|t| u32::try_from((t - now).max(0) / 1000).unwrap_or(u32::MAX));
         let mut msg = answer::response_to(req, upstream.rcode);
         msg.add_answers(upstream.answers.into_iter().map(|r| clamp(r, cap)));
         msg.add_authorities(upstream.authorities.into_iter().map(|r| clamp(r, cap)));
-        msg
+        let cacheable = finding.is_none().then_some(until);
+        Reply { msg, cacheable, policy: policy_id(policy) }
     }
 
     fn refuse(&self, req: &Message, query: &Query, policy: &Policy, finding: &Finding) -> Message {
@@ -191,6 +246,22 @@ fn check_answer(policy: &Policy, answers: &[Record], now: i64) -> Option<Finding
         }
     }
     worst
+}
+
+/// What the fast path caches for an encoded upstream answer.
+fn fill_for(req: &Message, encoded: &[u8], valid_until: Option<i64>, policy: usize) -> Option<Fill> {
+    let query = req.queries.first()?;
+    let tc = encoded.get(2).is_some_and(|b| b & 0x02 != 0);
+    let rcode = encoded.get(3).map(|b| b & 0x0f);
+    if tc || !matches!(rcode, Some(0) | Some(3)) {
+        return None;
+    }
+    let name = crate::matcher::normalize(&query.name().to_ascii()).ok()?;
+    let flags = req.edns.as_ref().map_or(0, |e| 1 | (u8::from(e.flags().dnssec_ok) << 1));
+    let question_end = wire::question_end(encoded)?;
+    let ttl_offsets = wire::ttl_offsets(encoded, question_end)?;
+    let key = CacheKey::new(name.as_bytes(), u16::from(query.query_type()), flags);
+    Some(Fill { key, response: encoded.to_vec(), question_end, ttl_offsets, valid_until, policy })
 }
 
 fn clamp(mut record: Record, cap: Option<u32>) -> Record {

@@ -8,9 +8,13 @@
 //! itself: every decision comes from [`crate::policy::Policy::decide`].
 
 mod answer;
+mod cache;
+mod fast;
 mod handler;
 mod server;
+mod udp;
 mod upstream;
+mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,8 +62,13 @@ pub struct DnsConfig {
     pub cache_size: u64,
     /// Write audit records for allowed queries too (privacy, volume: off).
     pub log_allowed: bool,
-    /// Most UDP queries handled at once; beyond it queries are dropped.
+    /// Most UDP queries in the full path at once (cache misses, upstream
+    /// lookups); beyond it queries are dropped.
     pub max_inflight: usize,
+    /// Fast-path threads per UDP listen address.
+    pub udp_workers: usize,
+    /// Entries of each UDP worker's answer cache.
+    pub answer_cache_entries: usize,
     /// Most TCP connections at once.
     pub max_tcp_connections: usize,
     /// An idle TCP connection is closed after this long.
@@ -79,6 +88,8 @@ impl Default for DnsConfig {
             cache_size: 16_384,
             log_allowed: false,
             max_inflight: 4096,
+            udp_workers: 1,
+            answer_cache_entries: 65_536,
             max_tcp_connections: 256,
             tcp_idle_timeout: Duration::from_secs(10),
         }

@@ -4,16 +4,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::{Handler, Transport};
+use super::udp::{self, UdpStats, WorkerSetup};
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -28,13 +30,17 @@ pub enum ServerError {
 /// Bound sockets, ready to serve. Binding is separate from serving so the
 /// daemon binds (as root) before it drops privileges, and tests bind port 0.
 pub struct Listeners {
-    udp: Vec<Arc<UdpSocket>>,
+    udp: Vec<Arc<std::net::UdpSocket>>,
     tcp: Vec<TcpListener>,
 }
 
 /// Limits of the listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Fast-path threads per UDP socket.
+    pub udp_workers: usize,
+    /// Entries of each worker's answer cache.
+    pub cache_entries: usize,
     pub max_inflight: usize,
     pub max_tcp_connections: usize,
     pub tcp_idle_timeout: Duration,
@@ -49,7 +55,7 @@ impl Listeners {
         }
         let mut listeners = Listeners { udp: Vec::new(), tcp: Vec::new() };
         for &addr in addrs {
-            let udp = UdpSocket::bind(addr).await.map_err(|source| ServerError::BindUdp { addr, source })?;
+            let udp = std::net::UdpSocket::bind(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
             let bound = udp.local_addr().map_err(|source| ServerError::BindUdp { addr, source })?;
             let tcp = TcpListener::bind(bound).await.map_err(|source| ServerError::BindTcp { addr: bound, source })?;
             listeners.udp.push(Arc::new(udp));
@@ -76,9 +82,29 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     let inflight = Arc::new(Semaphore::new(limits.max_inflight.max(1)));
     let connections = Arc::new(Semaphore::new(limits.max_tcp_connections.max(1)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(UdpStats::default());
+    let (slow_tx, slow_rx) = tokio::sync::mpsc::channel(limits.max_inflight.max(1));
+    tracker.spawn(udp::slow_loop(slow_rx, handler.clone(), inflight, tracker.clone(), stats.clone()));
+    let mut workers = Vec::new();
     for socket in listeners.udp {
-        tracker.spawn(udp_loop(socket, handler.clone(), inflight.clone(), tracker.clone(), shutdown.clone()));
+        for i in 0..limits.udp_workers.max(1) {
+            let setup = WorkerSetup {
+                socket: socket.clone(),
+                handler: handler.clone(),
+                slow: slow_tx.clone(),
+                stop: stop.clone(),
+                cache_entries: limits.cache_entries,
+                stats: stats.clone(),
+            };
+            let spawned = std::thread::Builder::new().name(format!("warden-udp-{i}")).spawn(move || udp::worker(setup));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(e) => tracing::error!(error = %e, "cannot start a UDP worker thread"),
+            }
+        }
     }
+    drop(slow_tx);
     for listener in listeners.tcp {
         let ctx =
             TcpContext { handler: handler.clone(), connections: connections.clone(), idle: limits.tcp_idle_timeout };
@@ -86,45 +112,16 @@ pub async fn serve(
     }
     tracker.close();
     shutdown.cancelled().await;
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    stop.store(true, Ordering::Relaxed);
+    let joined = tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| drop(w.join())));
+    if tokio::time::timeout(grace, async {
+        let _ = joined.await;
+        tracker.wait().await;
+    })
+    .await
+    .is_err()
+    {
         tracing::warn!(?grace, "queries still in flight at shutdown deadline");
-    }
-}
-
-async fn udp_loop(
-    socket: Arc<UdpSocket>,
-    handler: Arc<Handler>,
-    inflight: Arc<Semaphore>,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-) {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let (len, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    // ICMP errors surface here on some systems; keep serving.
-                    tracing::debug!(error = %e, "udp receive error");
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = inflight.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "too many queries in flight; dropped");
-            continue;
-        };
-        let query = buf[..len].to_vec();
-        let (socket, handler) = (socket.clone(), handler.clone());
-        tracker.spawn(async move {
-            if let Some(reply) = handler.handle(&query, peer.ip(), Transport::Udp).await
-                && let Err(e) = socket.send_to(&reply, peer).await
-            {
-                tracing::debug!(%peer, error = %e, "udp send failed");
-            }
-            drop(permit);
-        });
     }
 }
 

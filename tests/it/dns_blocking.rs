@@ -171,3 +171,24 @@ fn large_answers_truncate_over_udp_and_complete_over_tcp() {
     let msg = query_tcp(w.addr, "big.example.test", RecordType::A);
     assert_eq!(a_records(&msg).len(), 40);
 }
+
+#[test]
+fn repeated_answers_come_from_the_cache_with_ttls_counted_down() {
+    let upstream = FakeUpstream::start(Zone::new().ttl(300).a("www.example.test", Ipv4Addr::new(198, 18, 1, 1)));
+    let w = Warden::start(upstream.addr(), None, &[]);
+    let first = query_udp(w.addr, "www.example.test", RecordType::A);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = query_udp(w.addr, "WWW.Example.Test", RecordType::A);
+    assert_eq!(a_records(&second), vec![Ipv4Addr::new(198, 18, 1, 1)]);
+    assert_eq!(second.queries[0].name().to_ascii(), "WWW.Example.Test.", "question echoed as asked");
+    assert!(
+        second.answers[0].ttl < first.answers[0].ttl,
+        "TTL counted down: {} then {}",
+        first.answers[0].ttl,
+        second.answers[0].ttl
+    );
+    let asked = upstream.queries().iter().filter(|(n, _)| n == "www.example.test").count();
+    assert_eq!(asked, 1, "second answer came from the cache");
+    let without_edns = query_udp_opts(w.addr, "www.example.test", RecordType::A, false);
+    assert!(without_edns.edns.is_none(), "no OPT for a client without EDNS");
+}

@@ -1,0 +1,97 @@
+//! The fast path, run on the UDP worker threads: plain queries are parsed
+//! from the wire, decided, and answered without building a message — blocked
+//! names with a synthesized refusal, everything else from the worker's
+//! answer cache. What it cannot answer goes to the full path (`handler`).
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::answer::BlockMode;
+use super::cache::AnswerCache;
+use super::handler::{Handler, policy_id};
+use super::wire::{self, Query};
+use crate::audit::{Layer, contact_record};
+use crate::policy::{Action, Policy, Verdict};
+use crate::time::now_ms;
+
+/// What the fast path did with a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fast {
+    /// `out` holds the response.
+    Answered,
+    /// Hand to the full path; `recorded` when the audit record is written.
+    Slow { recorded: bool },
+}
+
+impl Handler {
+    /// Try to answer `buf` into `out` without leaving the worker thread.
+    pub(super) fn fast_answer(&self, buf: &[u8], client: IpAddr, cache: &mut AnswerCache, out: &mut Vec<u8>) -> Fast {
+        let Some(q) = wire::parse_query(buf) else { return Fast::Slow { recorded: false } };
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        if !self.client_allowed(client) {
+            wire::begin(out, &q, wire::RCODE_REFUSED, 0, 0);
+            wire::opt(out, &q, None);
+            return Fast::Answered;
+        }
+        let policy = self.policy.load();
+        let now = now_ms();
+        let verdict = policy.decide_normalized(q.name.as_bytes(), now);
+        let logged = self.log_fast(&policy, &verdict, client, &q, now);
+        if verdict.action == Action::Block {
+            self.blocked_wire(&policy, &verdict, &q, out);
+            return Fast::Answered;
+        }
+        let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
+        let pid = policy_id(&policy);
+        if cache.answer(q.name.as_bytes(), q.qtype, flags, &q, pid, Instant::now(), now, out) {
+            return Fast::Answered;
+        }
+        // Count this query once: the full path counts it again.
+        self.stats.queries.fetch_sub(1, Ordering::Relaxed);
+        Fast::Slow { recorded: logged }
+    }
+
+    /// Audit record for the query's own verdict; `true` when written.
+    fn log_fast(&self, policy: &Policy, verdict: &Verdict, client: IpAddr, q: &Query, now: i64) -> bool {
+        match verdict.action {
+            Action::Block => self.stats.blocked.fetch_add(1, Ordering::Relaxed),
+            Action::Monitor => self.stats.monitored.fetch_add(1, Ordering::Relaxed),
+            Action::Allow if self.config.log_allowed => 0,
+            Action::Allow => return false,
+        };
+        let mut record = contact_record(policy, verdict, now, client, Layer::Dns, Some(q.name.as_str().to_owned()));
+        record.qtype = Some(hickory_proto::rr::RecordType::from(q.qtype).to_string());
+        self.audit.submit(record);
+        true
+    }
+
+    fn blocked_wire(&self, policy: &Policy, verdict: &Verdict, q: &Query, out: &mut Vec<u8>) {
+        let category = verdict.matched.map_or("", |(_, c)| policy.category(c).name.as_str());
+        let text = format!("blocked by policy {} ({category})", policy.meta.id);
+        let ede = Some((policy.meta.blocked_ede.info_code(), text.as_str()));
+        let ttl = self.config.blocked_ttl;
+        let mode = self.config.block_response;
+        let sink = match (mode, q.qtype) {
+            (BlockMode::Sinkhole, wire::TYPE_A) => Some((wire::TYPE_A, &[0u8; 4][..])),
+            (BlockMode::Sinkhole, wire::TYPE_AAAA) => Some((wire::TYPE_AAAA, &[0u8; 16][..])),
+            _ => None,
+        };
+        match (mode, sink) {
+            (_, Some((rtype, rdata))) => {
+                wire::begin(out, q, wire::RCODE_NOERROR, 1, 0);
+                wire::record(out, rtype, ttl, rdata);
+            }
+            (BlockMode::Refused, None) => wire::begin(out, q, wire::RCODE_REFUSED, 0, 0),
+            (BlockMode::Nxdomain, None) => {
+                wire::begin(out, q, wire::RCODE_NXDOMAIN, 0, 1);
+                wire::soa(out, ttl);
+            }
+            (_, None) => {
+                wire::begin(out, q, wire::RCODE_NOERROR, 0, 1);
+                wire::soa(out, ttl);
+            }
+        }
+        wire::opt(out, q, ede);
+    }
+}

@@ -1,0 +1,267 @@
+//! Wire format for the fast path: read a plain query (header, one question,
+//! optional OPT) without building a message, and write the few responses
+//! the fast path gives. Anything unusual returns `None` and goes to the full
+//! hickory-based path, which answers every case correctly.
+
+use crate::matcher::NameBuf;
+
+pub const HEADER: usize = 12;
+const TYPE_OPT: u16 = 41;
+pub const TYPE_A: u16 = 1;
+pub const TYPE_AAAA: u16 = 28;
+const TYPE_SOA: u16 = 6;
+const TYPE_AXFR: u16 = 252;
+const TYPE_IXFR: u16 = 251;
+const CLASS_IN: u16 = 1;
+pub const RCODE_NOERROR: u8 = 0;
+pub const RCODE_NXDOMAIN: u8 = 3;
+pub const RCODE_REFUSED: u8 = 5;
+
+/// EDNS of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    pub payload: u16,
+    pub dnssec_ok: bool,
+}
+
+/// A standard query the fast path can answer.
+#[derive(Debug)]
+pub struct Query<'a> {
+    pub id: u16,
+    pub recursion_desired: bool,
+    pub checking_disabled: bool,
+    pub name: NameBuf,
+    pub qtype: u16,
+    /// The question section exactly as sent (echoed in answers).
+    pub question: &'a [u8],
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    /// Largest UDP response the client accepts (bounded by ours).
+    pub fn udp_limit(&self) -> usize {
+        self.edns.map_or(512, |e| usize::from(e.payload.clamp(512, super::answer::EDNS_PAYLOAD)))
+    }
+}
+
+fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]))
+}
+
+/// Parse a plain query: QR=0, opcode QUERY, one IN question without
+/// compression, no answer or authority records, at most an OPT (version 0)
+/// as additional record, nothing after it.
+pub fn parse_query(buf: &[u8]) -> Option<Query<'_>> {
+    let flags = u16_at(buf, 2)?;
+    let counts = (u16_at(buf, 4)?, u16_at(buf, 6)?, u16_at(buf, 8)?, u16_at(buf, 10)?);
+    if flags & 0xf800 != 0 || counts.0 != 1 || counts.1 != 0 || counts.2 != 0 || counts.3 > 1 {
+        return None;
+    }
+    let (name, end) = read_name(buf, HEADER)?;
+    let qtype = u16_at(buf, end)?;
+    if u16_at(buf, end + 2)? != CLASS_IN || matches!(qtype, TYPE_OPT | TYPE_AXFR | TYPE_IXFR) {
+        return None;
+    }
+    let qend = end + 4;
+    let edns = match counts.3 {
+        0 if qend == buf.len() => None,
+        1 => Some(read_opt(buf, qend)?),
+        _ => return None,
+    };
+    Some(Query {
+        id: u16_at(buf, 0)?,
+        recursion_desired: flags & 0x0100 != 0,
+        checking_disabled: flags & 0x0010 != 0,
+        name,
+        qtype,
+        question: buf.get(HEADER..qend)?,
+        edns,
+    })
+}
+
+/// An uncompressed name of printable labels, lowercased and dotted.
+fn read_name(buf: &[u8], mut at: usize) -> Option<(NameBuf, usize)> {
+    let mut out = [0u8; 253];
+    let mut len = 0usize;
+    loop {
+        let l = usize::from(*buf.get(at)?);
+        at += 1;
+        if l == 0 {
+            break;
+        }
+        if l > 63 || len + l + usize::from(len > 0) > out.len() {
+            return None;
+        }
+        if len > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        for &b in buf.get(at..at + l)? {
+            if !(0x21..=0x7e).contains(&b) || b == b'.' || b == b'\\' {
+                return None;
+            }
+            out[len] = b.to_ascii_lowercase();
+            len += 1;
+        }
+        at += l;
+    }
+    if len == 0 {
+        return None;
+    }
+    let name = std::str::from_utf8(&out[..len]).ok()?;
+    Some((crate::matcher::normalize(name).ok()?, at))
+}
+
+fn read_opt(buf: &[u8], at: usize) -> Option<Edns> {
+    if *buf.get(at)? != 0 || u16_at(buf, at + 1)? != TYPE_OPT {
+        return None;
+    }
+    let payload = u16_at(buf, at + 3)?;
+    let (version, flags) = (*buf.get(at + 6)?, u16_at(buf, at + 7)?);
+    let rdlen = usize::from(u16_at(buf, at + 9)?);
+    if version != 0 || at + 11 + rdlen != buf.len() {
+        return None;
+    }
+    Some(Edns { payload, dnssec_ok: flags & 0x8000 != 0 })
+}
+
+/// Response header + echoed question.
+pub fn begin(out: &mut Vec<u8>, q: &Query, rcode: u8, answers: u16, authorities: u16) {
+    out.clear();
+    out.extend_from_slice(&q.id.to_be_bytes());
+    let flags =
+        0x8080 | (u16::from(q.recursion_desired) << 8) | (u16::from(q.checking_disabled) << 4) | u16::from(rcode);
+    out.extend_from_slice(&flags.to_be_bytes());
+    for count in [1, answers, authorities, u16::from(q.edns.is_some())] {
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+    out.extend_from_slice(q.question);
+}
+
+/// A record owned by the question name (compression pointer to offset 12).
+pub fn record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(&[0xc0, 0x0c]);
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// The SOA of blocked answers: `warden.invalid. hostmaster.warden.invalid.`.
+pub fn soa(out: &mut Vec<u8>, ttl: u32) {
+    let mut rdata = Vec::with_capacity(64);
+    rdata.extend_from_slice(b"\x06warden\x07invalid\x00\x0ahostmaster\x06warden\x07invalid\x00");
+    for v in [1u32, 3600, 600, 86400, ttl] {
+        rdata.extend_from_slice(&v.to_be_bytes());
+    }
+    record(out, TYPE_SOA, ttl, &rdata);
+}
+
+/// The OPT record of a response, with an Extended DNS Error when given.
+pub fn opt(out: &mut Vec<u8>, q: &Query, ede: Option<(u16, &str)>) {
+    let Some(edns) = q.edns else { return };
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&super::answer::EDNS_PAYLOAD.to_be_bytes());
+    out.extend_from_slice(&[0, 0, if edns.dnssec_ok { 0x80 } else { 0 }, 0]);
+    match ede {
+        Some((code, text)) => {
+            out.extend_from_slice(&((text.len() + 6) as u16).to_be_bytes());
+            out.extend_from_slice(&15u16.to_be_bytes());
+            out.extend_from_slice(&((text.len() + 2) as u16).to_be_bytes());
+            out.extend_from_slice(&code.to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        None => out.extend_from_slice(&0u16.to_be_bytes()),
+    }
+}
+
+/// End of the (single) question of an encoded message.
+pub fn question_end(msg: &[u8]) -> Option<usize> {
+    (u16_at(msg, 4)? == 1).then_some(())?;
+    let end = skip_name(msg, HEADER)? + 4;
+    (end <= msg.len()).then_some(end)
+}
+
+/// Offsets of the TTL fields of every record after the question, except
+/// OPT; `None` if the message does not walk cleanly.
+pub fn ttl_offsets(msg: &[u8], question_end: usize) -> Option<Vec<usize>> {
+    let total = usize::from(u16_at(msg, 6)?) + usize::from(u16_at(msg, 8)?) + usize::from(u16_at(msg, 10)?);
+    let mut at = question_end;
+    let mut offsets = Vec::with_capacity(total);
+    for _ in 0..total {
+        at = skip_name(msg, at)?;
+        let rtype = u16_at(msg, at)?;
+        let rdlen = usize::from(u16_at(msg, at + 8)?);
+        if rtype != TYPE_OPT {
+            offsets.push(at + 4);
+        }
+        at += 10 + rdlen;
+    }
+    (at == msg.len()).then_some(offsets)
+}
+
+fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let l = *msg.get(at)?;
+        match l {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l if l <= 63 => at += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], qtype: u16, opt: bool) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(opt)];
+        q.extend_from_slice(name);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        if opt {
+            q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        }
+        q
+    }
+
+    #[test]
+    fn reads_plain_queries() {
+        let q = query(b"\x03S10\x03upd\x09kaspersky\x03com\x00", 28, true);
+        let p = parse_query(&q).unwrap();
+        assert_eq!((p.id, p.name.as_str(), p.qtype), (0x1234, "s10.upd.kaspersky.com", 28));
+        assert_eq!(p.edns, Some(Edns { payload: 1232, dnssec_ok: true }));
+        assert!(p.recursion_desired);
+        assert_eq!(p.question.len(), q.len() - 12 - 11);
+    }
+
+    #[test]
+    fn leaves_unusual_queries_to_the_full_path() {
+        assert!(parse_query(&query(b"\xc0\x0c", 1, false)).is_none(), "compression");
+        assert!(parse_query(&query(b"\x00", 1, false)).is_none(), "root");
+        assert!(parse_query(&query(b"\x03a.b\x00", 1, false)).is_none(), "dot inside a label");
+        assert!(parse_query(&query(b"\x01a\x00", 252, false)).is_none(), "AXFR");
+        let mut trailing = query(b"\x01a\x00", 1, false);
+        trailing.push(0);
+        assert!(parse_query(&trailing).is_none(), "trailing bytes");
+        assert!(parse_query(&[0; 5]).is_none());
+    }
+
+    #[test]
+    fn walks_ttls_of_a_response() {
+        let bytes = query(b"\x01a\x04test\x00", 1, true);
+        let q = parse_query(&bytes).unwrap();
+        let mut out = Vec::new();
+        begin(&mut out, &q, RCODE_NOERROR, 1, 1);
+        record(&mut out, TYPE_A, 300, &[198, 18, 0, 1]);
+        soa(&mut out, 60);
+        opt(&mut out, &q, Some((16, "x")));
+        let offsets = ttl_offsets(&out, 12 + q.question.len()).unwrap();
+        assert_eq!(offsets.len(), 2);
+        assert_eq!(u32::from_be_bytes(out[offsets[0]..offsets[0] + 4].try_into().unwrap()), 300);
+    }
+}
