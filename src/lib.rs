@@ -22,5 +22,8 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod matcher;
+pub mod metrics;
 pub mod policy;
+pub mod privilege;
+pub mod reload;
 pub mod time;

@@ -11,8 +11,10 @@ use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use ipnet::IpNet;
 
 use super::answer::{self, BlockMode};
+use super::ratelimit::RateLimiter;
 use super::upstream::{Upstream, UpstreamError};
 use crate::audit::{AuditHandle, Layer};
+use crate::metrics::{Metrics, QueryResult};
 use crate::policy::{Action, Policy, Subject, Verdict};
 use crate::time::now_ms;
 
@@ -49,6 +51,8 @@ pub struct Handler {
     audit: AuditHandle,
     config: HandlerConfig,
     pub stats: DnsStats,
+    metrics: Metrics,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 /// Why a contact was logged: the query itself or something in its answer.
@@ -60,7 +64,29 @@ struct Finding {
 
 impl Handler {
     pub fn new(policy: Arc<ArcSwap<Policy>>, upstream: Upstream, audit: AuditHandle, config: HandlerConfig) -> Handler {
-        Handler { policy, upstream, audit, config, stats: DnsStats::default() }
+        Handler { policy, upstream, audit, config, stats: DnsStats::default(), metrics: Metrics::new(), limiter: None }
+    }
+
+    /// Report to `metrics` (default: a private registry nobody reads).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Handler {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Limit each client network's query rate (see [`RateLimiter`]).
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Handler {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Whether `client` is within its rate limit; listeners call this before
+    /// spending a task or an in-flight slot on the query.
+    pub fn admit(&self, client: IpAddr) -> bool {
+        let ok = self.limiter.as_ref().is_none_or(|l| l.allow(client, std::time::Instant::now()));
+        if !ok {
+            self.metrics.query(QueryResult::RateLimited);
+        }
+        ok
     }
 
     /// Answer one DNS message. `None` means send nothing (unparseable
@@ -71,6 +97,7 @@ impl Handler {
             Ok(req) => req,
             Err(_) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.query(QueryResult::Malformed);
                 let is_query = bytes.len() >= 12 && bytes[2] & 0x80 == 0;
                 return if is_query { answer::raw_error(bytes, ResponseCode::FormErr) } else { None };
             }
@@ -79,29 +106,38 @@ impl Handler {
             return None;
         }
         let limit = (transport == Transport::Udp).then(|| answer::udp_limit(&req));
-        let response = self.respond(&req, client).await;
+        let (response, result) = self.respond(&req, client).await;
+        self.metrics.query(result);
         answer::encode(&response, limit)
     }
 
-    async fn respond(&self, req: &Message, client: IpAddr) -> Message {
+    async fn respond(&self, req: &Message, client: IpAddr) -> (Message, QueryResult) {
         if !self.config.allowed_clients.iter().any(|n| n.contains(&client)) {
             self.stats.refused_clients.fetch_add(1, Ordering::Relaxed);
-            return answer::response_to(req, ResponseCode::Refused);
+            return (answer::response_to(req, ResponseCode::Refused), QueryResult::Refused);
         }
+        match self.serve_query(req, client).await {
+            Ok(answered) => answered,
+            Err(rcode) => (answer::response_to(req, rcode), QueryResult::Unsupported),
+        }
+    }
+
+    /// A query from an allowed client; `Err` is the rcode for one we do not serve.
+    async fn serve_query(&self, req: &Message, client: IpAddr) -> Result<(Message, QueryResult), ResponseCode> {
         if req.metadata.op_code != OpCode::Query {
-            return answer::response_to(req, ResponseCode::NotImp);
+            return Err(ResponseCode::NotImp);
         }
         if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return answer::response_to(req, ResponseCode::BADVERS);
+            return Err(ResponseCode::BADVERS);
         }
         let [query] = req.queries.as_slice() else {
-            return answer::response_to(req, ResponseCode::FormErr);
+            return Err(ResponseCode::FormErr);
         };
         if query.query_class() != DNSClass::IN {
-            return answer::response_to(req, ResponseCode::NotImp);
+            return Err(ResponseCode::NotImp);
         }
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
-            return answer::response_to(req, ResponseCode::Refused);
+            return Err(ResponseCode::Refused);
         }
         let policy = self.policy.load_full();
         let now = now_ms();
@@ -110,9 +146,9 @@ impl Handler {
         let finding = Finding { verdict, via: None };
         self.record(&policy, &finding, client, query, now);
         if verdict.action == Action::Block {
-            return self.refuse(req, query, &policy, &finding);
+            return Ok((self.refuse(req, query, &policy, &finding), QueryResult::Blocked));
         }
-        self.forward(req, query, client, &policy, verdict, now).await
+        Ok(self.forward(req, query, client, &policy, verdict, now).await)
     }
 
     async fn forward(
@@ -123,29 +159,36 @@ impl Handler {
         policy: &Policy,
         verdict: Verdict,
         now: i64,
-    ) -> Message {
+    ) -> (Message, QueryResult) {
+        let started = std::time::Instant::now();
         let upstream = match self.upstream.resolve(query.name(), query.query_type()).await {
             Ok(a) => a,
             Err(e) => {
                 self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(name = %query.name(), error = %e, "upstream failed");
-                return upstream_failure(req, &e);
+                let (msg, kind) = upstream_failure(req, &e);
+                self.metrics.upstream_error(kind);
+                return (msg, QueryResult::UpstreamFailed);
             }
         };
+        self.metrics.upstream_answer(started.elapsed());
         let finding = check_answer(policy, &upstream.answers, now);
         if let Some(f) = &finding {
             self.record(policy, f, client, query, now);
             if f.verdict.action == Action::Block {
-                return self.refuse(req, query, policy, f);
+                return (self.refuse(req, query, policy, f), QueryResult::Blocked);
             }
         }
+        let monitored =
+            [Some(verdict), finding.as_ref().map(|f| f.verdict)].iter().flatten().any(|v| v.action == Action::Monitor);
+        let result = if monitored { QueryResult::Monitored } else { QueryResult::Allowed };
         let until =
             [Some(verdict), finding.map(|f| f.verdict)].into_iter().flatten().filter_map(|v| v.valid_until).min();
         let cap = until.map(|t| u32::try_from((t - now).max(0) / 1000).unwrap_or(u32::MAX));
         let mut msg = answer::response_to(req, upstream.rcode);
         msg.add_answers(upstream.answers.into_iter().map(|r| clamp(r, cap)));
         msg.add_authorities(upstream.authorities.into_iter().map(|r| clamp(r, cap)));
-        msg
+        (msg, result)
     }
 
     fn refuse(&self, req: &Message, query: &Query, policy: &Policy, finding: &Finding) -> Message {
@@ -164,6 +207,9 @@ impl Handler {
             Action::Allow if self.config.log_allowed && finding.via.is_none() => 0,
             Action::Allow => return,
         };
+        if let Some((_, c)) = finding.verdict.matched.filter(|_| action != Action::Allow) {
+            self.metrics.contact("dns", &policy.category(c).name, action);
+        }
         let name = crate::matcher::normalize(&query.name().to_ascii()).map(|n| n.as_str().to_owned()).ok();
         let mut record = crate::audit::contact_record(policy, &finding.verdict, now, client, Layer::Dns, name);
         record.qtype = Some(query.query_type().to_string());
@@ -200,14 +246,15 @@ fn clamp(mut record: Record, cap: Option<u32>) -> Record {
     record
 }
 
-fn upstream_failure(req: &Message, error: &UpstreamError) -> Message {
-    let (rcode, ede, text) = match error {
-        UpstreamError::Timeout(_) => (ResponseCode::ServFail, 22, "upstream timeout"),
-        UpstreamError::Rcode(ResponseCode::Refused) => (ResponseCode::ServFail, 23, "upstream refused"),
-        UpstreamError::Rcode(_) => (ResponseCode::ServFail, 23, "upstream error"),
-        _ => (ResponseCode::ServFail, 23, "upstream unreachable"),
+/// The SERVFAIL for an upstream failure, and the failure's metric kind.
+fn upstream_failure(req: &Message, error: &UpstreamError) -> (Message, &'static str) {
+    let (rcode, ede, text, kind) = match error {
+        UpstreamError::Timeout(_) => (ResponseCode::ServFail, 22, "upstream timeout", "timeout"),
+        UpstreamError::Rcode(ResponseCode::Refused) => (ResponseCode::ServFail, 23, "upstream refused", "refused"),
+        UpstreamError::Rcode(_) => (ResponseCode::ServFail, 23, "upstream error", "servfail"),
+        _ => (ResponseCode::ServFail, 23, "upstream unreachable", "unreachable"),
     };
     let mut msg = answer::response_to(req, rcode);
     answer::add_ede(&mut msg, ede, text);
-    msg
+    (msg, kind)
 }

@@ -8,7 +8,9 @@
 //! itself: every decision comes from [`crate::policy::Policy::decide`].
 
 mod answer;
+mod counting;
 mod handler;
+pub mod ratelimit;
 mod server;
 mod upstream;
 
@@ -20,7 +22,7 @@ use serde::Deserialize;
 
 pub use answer::BlockMode;
 pub use handler::{DnsStats, Handler, HandlerConfig, Transport};
-pub use server::{Limits, Listeners, ServerError, serve};
+pub use server::{Limits, Listeners, ServerError, StdListeners, serve};
 pub use upstream::{Upstream, UpstreamError};
 
 /// Client networks answered by default: loopback, private (RFC 1918),
@@ -38,8 +40,9 @@ pub const DEFAULT_ALLOWED_CLIENTS: &[&str] = &[
 ];
 
 /// Settings of the DNS layer (the `[dns]` table of the config file).
+/// Unknown keys are reported by `config` (all of them, with lines).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct DnsConfig {
     /// Addresses to serve on (UDP and TCP each).
     pub listen: Vec<SocketAddr>,

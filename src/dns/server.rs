@@ -23,6 +23,50 @@ pub enum ServerError {
     BindTcp { addr: SocketAddr, source: std::io::Error },
     #[error("no listen address given")]
     NoAddress,
+    #[error("cannot hand socket {addr} to the runtime: {source}")]
+    Register { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Sockets bound before the async runtime (and any thread) exists, so the
+/// daemon can drop privileges while it is still single-threaded. Turn them
+/// into [`Listeners`] inside the runtime with [`StdListeners::into_tokio`].
+pub struct StdListeners {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+}
+
+impl StdListeners {
+    /// Bind UDP and TCP on each address (TCP takes UDP's port for port 0).
+    pub fn bind(addrs: &[SocketAddr]) -> Result<StdListeners, ServerError> {
+        if addrs.is_empty() {
+            return Err(ServerError::NoAddress);
+        }
+        let mut out = StdListeners { udp: Vec::new(), tcp: Vec::new() };
+        for &addr in addrs {
+            let udp = std::net::UdpSocket::bind(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
+            let bound = udp.local_addr().map_err(|source| ServerError::BindUdp { addr, source })?;
+            let tcp =
+                std::net::TcpListener::bind(bound).map_err(|source| ServerError::BindTcp { addr: bound, source })?;
+            out.udp.push(udp);
+            out.tcp.push(tcp);
+        }
+        Ok(out)
+    }
+
+    /// Register the sockets with the current tokio runtime.
+    pub fn into_tokio(self) -> Result<Listeners, ServerError> {
+        let mut listeners = Listeners { udp: Vec::new(), tcp: Vec::new() };
+        for (udp, tcp) in self.udp.into_iter().zip(self.tcp) {
+            let addr =
+                udp.local_addr().map_err(|source| ServerError::BindUdp { addr: ([0, 0, 0, 0], 0).into(), source })?;
+            let register = |source| ServerError::Register { addr, source };
+            udp.set_nonblocking(true).map_err(register)?;
+            tcp.set_nonblocking(true).map_err(register)?;
+            listeners.udp.push(Arc::new(UdpSocket::from_std(udp).map_err(register)?));
+            listeners.tcp.push(TcpListener::from_std(tcp).map_err(register)?);
+        }
+        Ok(listeners)
+    }
 }
 
 /// Bound sockets, ready to serve. Binding is separate from serving so the
@@ -111,6 +155,9 @@ async fn udp_loop(
                 }
             },
         };
+        if !handler.admit(peer.ip()) {
+            continue;
+        }
         let Ok(permit) = inflight.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "too many queries in flight; dropped");
             continue;
@@ -177,6 +224,9 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, ctx: &TcpContex
         match tokio::time::timeout(ctx.idle, stream.read_exact(&mut buf)).await {
             Ok(Ok(_)) => {}
             _ => return,
+        }
+        if !ctx.handler.admit(peer.ip()) {
+            return;
         }
         let Some(reply) = ctx.handler.handle(&buf, peer.ip(), Transport::Tcp).await else {
             return;
