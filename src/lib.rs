@@ -21,6 +21,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod export;
 pub mod matcher;
 pub mod metrics;
 pub mod policy;

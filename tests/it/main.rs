@@ -6,5 +6,6 @@ mod support;
 mod audit_log;
 mod cli;
 mod dns_blocking;
+mod export;
 mod malformed;
 mod phases;
