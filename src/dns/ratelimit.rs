@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// `[rate_limit]` of the config file.
@@ -28,11 +29,15 @@ pub struct RateLimitConfig {
     pub ipv6_prefix: u8,
     /// Most client networks tracked at once (about 48 bytes each).
     pub max_clients: usize,
+    /// Clients never limited: by default loopback, because a local
+    /// forwarder (dnsmasq/unbound in front of warden) speaks for a whole LAN.
+    pub exempt: Vec<IpNet>,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        RateLimitConfig { qps: 500, burst: 1000, ipv4_prefix: 32, ipv6_prefix: 56, max_clients: 65_536 }
+        let exempt = ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect();
+        RateLimitConfig { qps: 500, burst: 1000, ipv4_prefix: 32, ipv6_prefix: 56, max_clients: 65_536, exempt }
     }
 }
 
@@ -72,6 +77,9 @@ impl RateLimiter {
 
     /// Whether `client` may be answered now; takes one token if so.
     pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
+        if self.config.exempt.iter().any(|n| n.contains(&client)) {
+            return true;
+        }
         let key = self.key(client);
         let mut table = self.lock();
         let key = if table.buckets.contains_key(&key) || self.make_room(&mut table, now) { key } else { OVERFLOW };
@@ -142,7 +150,7 @@ mod tests {
     use super::*;
 
     fn limiter(qps: u32, burst: u32, max_clients: usize) -> RateLimiter {
-        let c = RateLimitConfig { qps, burst, max_clients, ..RateLimitConfig::default() };
+        let c = RateLimitConfig { qps, burst, max_clients, exempt: Vec::new(), ..RateLimitConfig::default() };
         RateLimiter::new(c).unwrap()
     }
 

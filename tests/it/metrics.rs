@@ -83,7 +83,7 @@ fn a_flood_from_one_client_does_not_starve_another() {
     let up = FakeUpstream::start(Zone::new().a("www.example.org", Ipv4Addr::new(198, 18, 0, 10)));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("warden.toml");
-    std::fs::write(&config, "[rate_limit]\nqps = 50\nburst = 50\n").expect("write config");
+    std::fs::write(&config, "[rate_limit]\nqps = 50\nburst = 50\nexempt = []\n").expect("write config");
     let args = ["--config", config.to_str().expect("utf-8"), "--metrics-listen", "127.0.0.1:0"];
     let w = Warden::start(up.addr(), None, &args);
     let target = w.addr;
