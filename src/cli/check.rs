@@ -1,5 +1,6 @@
 //! `warden check`: run the real load path on policy files (and a config
-//! file), print every problem, or a summary of each policy.
+//! file: the same parsing and validation as `warden run`, plus the `user`
+//! lookup), print every problem, or a summary of each policy.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +34,14 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.config {
         match Config::load(path) {
             Ok(config) => {
-                println!("config {}: ok", path.display());
+                if let Some(user) = &config.user
+                    && let Err(e) = crate::privilege::lookup_user(user)
+                {
+                    eprintln!("{}: user: {e}", path.display());
+                    failed = true;
+                } else {
+                    println!("config {}: ok", path.display());
+                }
                 if files.is_empty() {
                     files.push(config.policy.file);
                 }

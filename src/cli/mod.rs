@@ -6,6 +6,7 @@
 //! cannot start, upstream unusable); 2 usage error (unknown flag, bad value).
 
 mod check;
+mod export;
 mod lookup;
 mod run;
 
@@ -31,6 +32,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Show what the policy does to a name or an IP address, and why.
     Lookup(lookup::LookupArgs),
+    /// Write the policy in force for another engine (RPZ, unbound, dnsmasq, hosts, nftables).
+    Export(export::ExportArgs),
 }
 
 /// Entry point of the `warden` binary.
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Lookup(args) => lookup::lookup(args),
+        Command::Export(args) => export::export(args),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,9 @@
 //! `warden run`: the daemon. Start-up is a sequence of named steps: settings
-//! (file + flags) → policy (refuse to start if invalid) → sockets → audit
-//! writer → upstream → serve until SIGINT/SIGTERM; SIGHUP reloads the policy
-//! (a bad file keeps the last good policy).
+//! (file + flags, validated) → policy (refuse to start if invalid) → bind
+//! sockets (DNS, metrics) → drop privileges (still single-threaded) →
+//! runtime → audit writer → upstream → metrics endpoint → serve until
+//! SIGINT/SIGTERM. SIGHUP and a changed policy file reload the policy (a bad
+//! file keeps the last good policy); see `crate::reload`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,15 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use clap::Args;
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, AuditConfig, AuditHandle, Record, RecordType};
-use crate::config::{Config, PolicyConfig, hostname};
-use crate::dns::{BlockMode, Handler, HandlerConfig, Limits, Listeners, Upstream, serve};
+use crate::audit::{self, AuditConfig, AuditHandle};
+use crate::config::{Config, hostname};
+use crate::dns::ratelimit::RateLimiter;
+use crate::dns::{BlockMode, Handler, HandlerConfig, Limits, StdListeners, Upstream, serve};
+use crate::metrics::{Metrics, Sources};
 use crate::policy::Policy;
+use crate::reload::{Reloader, Trigger};
 use crate::time::now_ms;
 
 /// Time given to queries in flight at shutdown.
@@ -58,6 +62,18 @@ pub struct RunArgs {
     /// Gateway name in audit records (default: the hostname).
     #[arg(long)]
     host: Option<String>,
+    /// Switch to this user after binding sockets (when started as root).
+    #[arg(long)]
+    user: Option<String>,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long = "metrics-listen", value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+/// Sockets bound while still privileged.
+struct Bound {
+    dns: StdListeners,
+    metrics: Option<std::net::TcpListener>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -65,9 +81,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = settings(&args)?;
     let policy =
         super::load_policy(config.policy.file.as_deref(), &config.policy.blocklists).context("refusing to start")?;
+    let bound = bind(&config).context("refusing to start")?;
+    let creds = crate::privilege::drop_privileges(config.user.as_deref())
+        .context("refusing to start: cannot drop privileges")?;
+    match (&creds.switched_to, creds.uid) {
+        (Some(user), uid) => {
+            tracing::info!(user, uid, "switched user; keeping CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_NET_ADMIN")
+        }
+        (None, 0) => tracing::warn!("running as root: set `user` in the config (or --user) to drop privileges"),
+        (None, uid) => tracing::info!(uid, "running unprivileged; capabilities narrowed"),
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-    runtime.block_on(daemon(config, policy))
+    runtime.block_on(daemon(config, policy, bound))
+}
+
+/// Bind every socket before privileges are dropped.
+fn bind(config: &Config) -> anyhow::Result<Bound> {
+    let dns = StdListeners::bind(&config.dns.listen)?;
+    let metrics = match config.metrics.listen {
+        Some(addr) => {
+            Some(std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on metrics {addr}"))?)
+        }
+        None => None,
+    };
+    Ok(Bound { dns, metrics })
 }
 
 fn init_tracing() {
@@ -105,11 +143,17 @@ fn settings(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(h) = &args.host {
         config.audit.host = Some(h.clone());
     }
+    if let Some(u) = &args.user {
+        config.user = Some(u.clone());
+    }
+    if let Some(m) = args.metrics_listen {
+        config.metrics.listen = Some(m);
+    }
     Ok(config)
 }
 
-async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
-    let listeners = Listeners::bind(&config.dns.listen).await?;
+async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<ExitCode> {
+    let listeners = bound.dns.into_tokio()?;
     let (audit, writer) = audit::spawn(AuditConfig {
         path: config.audit.path.clone(),
         host: config.audit.host.clone().unwrap_or_else(hostname),
@@ -118,28 +162,26 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
     })?;
     let upstream = Upstream::new(&config.dns.upstreams, config.dns.upstream_timeout, config.dns.cache_size)?;
     tracing::info!(policy = %policy.meta.id, hash = %policy.meta.hash, phase = %policy.phase(policy.phase_at(now_ms())).name, "policy loaded");
-    let shared = Arc::new(ArcSwap::from_pointee(policy));
-    let dns = &config.dns;
-    let handler_config = HandlerConfig {
-        block_response: dns.block_response,
-        allowed_clients: dns.allowed_clients.clone(),
-        blocked_ttl: dns.blocked_ttl,
-        log_allowed: dns.log_allowed,
-    };
-    let handler = Arc::new(Handler::new(shared.clone(), upstream, audit.clone(), handler_config));
+    let metrics = Metrics::new();
+    let reloader = Reloader::new(policy, config.policy.file.clone(), audit.clone(), metrics.clone())
+        .with_blocklists(config.policy.blocklists.clone());
+    let reloader = Arc::new(reloader);
+    let limiter = RateLimiter::new(config.rate_limit.clone()).map(Arc::new);
+    metrics.attach(Sources {
+        audit: Some(audit.stats()),
+        policy: Some(reloader.current()),
+        limiter: limiter.clone(),
+        upstream_network: Some(upstream.network_queries()),
+    });
+    let handler = Arc::new(handler(&config, &reloader, upstream, audit.clone(), &metrics, limiter));
     for addr in listeners.local_addrs() {
         tracing::info!(%addr, "listening on {addr} (udp+tcp)");
     }
-    let limits = Limits {
-        udp_workers: dns.udp_workers,
-        cache_entries: dns.answer_cache_entries,
-        max_inflight: dns.max_inflight,
-        max_tcp_connections: dns.max_tcp_connections,
-        tcp_idle_timeout: dns.tcp_idle_timeout,
-    };
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(signals(shutdown.clone(), shared, config.policy.clone(), audit.clone()));
-    serve(listeners, handler, limits, shutdown, GRACE).await;
+    start_side_tasks(&config, bound.metrics, &metrics, &reloader, &shutdown)?;
+    let signals = tokio::spawn(signals(shutdown.clone(), reloader, metrics.clone()));
+    metrics.set_ready(true);
+    serve(listeners, handler, limits(&config), shutdown, GRACE).await;
     signals.abort();
     drop(audit);
     let summary = writer.finish()?;
@@ -147,8 +189,62 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn handler(
+    config: &Config,
+    reloader: &Reloader,
+    upstream: Upstream,
+    audit: AuditHandle,
+    metrics: &Metrics,
+    limiter: Option<Arc<RateLimiter>>,
+) -> Handler {
+    let dns = &config.dns;
+    let handler_config = HandlerConfig {
+        block_response: dns.block_response,
+        allowed_clients: dns.allowed_clients.clone(),
+        blocked_ttl: dns.blocked_ttl,
+        log_allowed: dns.log_allowed,
+    };
+    let handler = Handler::new(reloader.current(), upstream, audit, handler_config).with_metrics(metrics.clone());
+    match limiter {
+        Some(l) => handler.with_rate_limiter(l),
+        None => handler,
+    }
+}
+
+fn limits(config: &Config) -> Limits {
+    Limits {
+        udp_workers: config.dns.udp_workers,
+        cache_entries: config.dns.answer_cache_entries,
+        max_inflight: config.dns.max_inflight,
+        max_tcp_connections: config.dns.max_tcp_connections,
+        tcp_idle_timeout: config.dns.tcp_idle_timeout,
+    }
+}
+
+/// The metrics endpoint and the policy file watcher.
+fn start_side_tasks(
+    config: &Config,
+    metrics_socket: Option<std::net::TcpListener>,
+    metrics: &Metrics,
+    reloader: &Arc<Reloader>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some(socket) = metrics_socket {
+        socket.set_nonblocking(true).context("metrics socket")?;
+        let listener = tokio::net::TcpListener::from_std(socket).context("metrics socket")?;
+        let addr = listener.local_addr().context("metrics socket")?;
+        tracing::info!(%addr, "metrics endpoint on http://{addr}/metrics");
+        tokio::spawn(crate::metrics::http::serve(listener, metrics.clone(), shutdown.clone()));
+    }
+    if config.policy.watch && config.policy.file.is_some() {
+        let interval = Duration::from_millis(config.policy.watch_interval_ms.max(100));
+        tokio::spawn(reloader.clone().watch(interval, shutdown.clone()));
+    }
+    Ok(())
+}
+
 /// SIGINT/SIGTERM stop the daemon; SIGHUP reloads the policy file.
-async fn signals(shutdown: CancellationToken, policy: Arc<ArcSwap<Policy>>, source: PolicyConfig, audit: AuditHandle) {
+async fn signals(shutdown: CancellationToken, reloader: Arc<Reloader>, metrics: Metrics) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
@@ -160,26 +256,10 @@ async fn signals(shutdown: CancellationToken, policy: Arc<ArcSwap<Policy>>, sour
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&policy, &source, &audit),
+            _ = hup.recv() => { let _ = reloader.reload(Trigger::Signal).await; }
         }
     }
     tracing::info!("shutting down");
+    metrics.set_ready(false);
     shutdown.cancel();
-}
-
-fn reload(current: &ArcSwap<Policy>, source: &PolicyConfig, audit: &AuditHandle) {
-    let ts = chrono::Utc::now();
-    match super::load_policy(source.file.as_deref(), &source.blocklists) {
-        Ok(p) => {
-            let message = format!("policy reloaded: {} {}", p.meta.id, p.meta.hash);
-            tracing::info!("{message}");
-            current.store(Arc::new(p));
-            audit.submit(Record::event(ts, RecordType::Policy, message));
-        }
-        Err(e) => {
-            let message = format!("policy reload rejected, keeping {}: {e:#}", current.load().meta.hash);
-            tracing::error!("{message}");
-            audit.submit(Record::event(ts, RecordType::Policy, message));
-        }
-    }
 }

@@ -12,6 +12,7 @@ use super::cache::AnswerCache;
 use super::handler::{Handler, policy_id};
 use super::wire::{self, Query};
 use crate::audit::{Layer, contact_record};
+use crate::metrics::QueryResult;
 use crate::policy::{Action, Policy, Verdict};
 use crate::time::now_ms;
 
@@ -32,6 +33,7 @@ impl Handler {
         if !self.client_allowed(client) {
             wire::begin(out, &q, wire::RCODE_REFUSED, 0, 0);
             wire::opt(out, &q, None);
+            self.metrics.query(QueryResult::Refused);
             return Fast::Answered;
         }
         let policy = self.policy.load();
@@ -40,11 +42,16 @@ impl Handler {
         let logged = self.log_fast(&policy, &verdict, client, &q, now);
         if verdict.action == Action::Block {
             self.blocked_wire(&policy, &verdict, &q, out);
+            self.metrics.query(QueryResult::Blocked);
             return Fast::Answered;
         }
         let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
         let pid = policy_id(&policy);
-        if cache.answer(q.name.as_bytes(), q.qtype, flags, &q, pid, Instant::now(), now, out) {
+        let hit = cache.answer(q.name.as_bytes(), q.qtype, flags, &q, pid, Instant::now(), now, out);
+        self.metrics.answer_cache(hit);
+        if hit {
+            let result = if verdict.action == Action::Monitor { QueryResult::Monitored } else { QueryResult::Allowed };
+            self.metrics.query(result);
             return Fast::Answered;
         }
         // Count this query once: the full path counts it again.
@@ -60,6 +67,9 @@ impl Handler {
             Action::Allow if self.config.log_allowed => 0,
             Action::Allow => return false,
         };
+        if let Some((_, c)) = verdict.matched.filter(|_| verdict.action != Action::Allow) {
+            self.metrics.contact("dns", &policy.category(c).name, verdict.action);
+        }
         let mut record = contact_record(policy, verdict, now, client, Layer::Dns, Some(q.name.as_str().to_owned()));
         record.qtype = Some(hickory_proto::rr::RecordType::from(q.qtype).to_string());
         self.audit.submit(record);

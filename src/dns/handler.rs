@@ -12,9 +12,11 @@ use ipnet::IpNet;
 
 use super::answer::{self, BlockMode};
 use super::cache::{CacheKey, Fill};
+use super::ratelimit::RateLimiter;
 use super::upstream::{Upstream, UpstreamError};
 use super::wire;
 use crate::audit::{AuditHandle, Layer};
+use crate::metrics::{Metrics, QueryResult};
 use crate::policy::{Action, Policy, Subject, Verdict};
 use crate::time::now_ms;
 
@@ -51,11 +53,14 @@ pub struct Handler {
     pub(super) audit: AuditHandle,
     pub(super) config: HandlerConfig,
     pub stats: DnsStats,
+    pub(super) metrics: Metrics,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 /// A response and whether the fast path may cache it.
 pub(super) struct Reply {
     pub msg: Message,
+    pub result: QueryResult,
     /// `Some(valid_until)` when the answer came from the upstream and passed
     /// the answer check without anything to log.
     pub cacheable: Option<Option<i64>>,
@@ -64,8 +69,8 @@ pub(super) struct Reply {
 }
 
 impl Reply {
-    fn local(msg: Message) -> Reply {
-        Reply { msg, cacheable: None, policy: 0 }
+    fn local(msg: Message, result: QueryResult) -> Reply {
+        Reply { msg, result, cacheable: None, policy: 0 }
     }
 }
 
@@ -83,7 +88,29 @@ struct Finding {
 
 impl Handler {
     pub fn new(policy: Arc<ArcSwap<Policy>>, upstream: Upstream, audit: AuditHandle, config: HandlerConfig) -> Handler {
-        Handler { policy, upstream, audit, config, stats: DnsStats::default() }
+        Handler { policy, upstream, audit, config, stats: DnsStats::default(), metrics: Metrics::new(), limiter: None }
+    }
+
+    /// Report to `metrics` (default: a private registry nobody reads).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Handler {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Limit each client network's query rate (see [`RateLimiter`]).
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> Handler {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Whether `client` is within its rate limit; listeners call this before
+    /// spending any work on the query.
+    pub fn admit(&self, client: IpAddr) -> bool {
+        let ok = self.limiter.as_ref().is_none_or(|l| l.allow(client, std::time::Instant::now()));
+        if !ok {
+            self.metrics.query(QueryResult::RateLimited);
+        }
+        ok
     }
 
     /// Answer one DNS message. `None` means send nothing (unparseable
@@ -107,6 +134,7 @@ impl Handler {
             Ok(req) => req,
             Err(_) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.query(QueryResult::Malformed);
                 let is_query = bytes.len() >= 12 && bytes[2] & 0x80 == 0;
                 return if is_query {
                     answer::raw_error(bytes, ResponseCode::FormErr).map(|b| (b, None))
@@ -120,6 +148,7 @@ impl Handler {
         }
         let limit = (transport == Transport::Udp).then(|| answer::udp_limit(&req));
         let reply = self.respond(&req, client, recorded).await;
+        self.metrics.query(reply.result);
         let encoded = answer::encode(&reply.msg, limit)?;
         let fill = reply.cacheable.and_then(|valid_until| fill_for(&req, &encoded, valid_until, reply.policy));
         Some((encoded, fill))
@@ -127,22 +156,22 @@ impl Handler {
 
     async fn respond(&self, req: &Message, client: IpAddr, recorded: bool) -> Reply {
         if !self.client_allowed(client) {
-            return Reply::local(answer::response_to(req, ResponseCode::Refused));
+            return Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Refused);
         }
         if req.metadata.op_code != OpCode::Query {
-            return Reply::local(answer::response_to(req, ResponseCode::NotImp));
+            return Reply::local(answer::response_to(req, ResponseCode::NotImp), QueryResult::Unsupported);
         }
         if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return Reply::local(answer::response_to(req, ResponseCode::BADVERS));
+            return Reply::local(answer::response_to(req, ResponseCode::BADVERS), QueryResult::Unsupported);
         }
         let [query] = req.queries.as_slice() else {
-            return Reply::local(answer::response_to(req, ResponseCode::FormErr));
+            return Reply::local(answer::response_to(req, ResponseCode::FormErr), QueryResult::Unsupported);
         };
         if query.query_class() != DNSClass::IN {
-            return Reply::local(answer::response_to(req, ResponseCode::NotImp));
+            return Reply::local(answer::response_to(req, ResponseCode::NotImp), QueryResult::Unsupported);
         }
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
-            return Reply::local(answer::response_to(req, ResponseCode::Refused));
+            return Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Unsupported);
         }
         let policy = self.policy.load_full();
         let now = now_ms();
@@ -153,7 +182,7 @@ impl Handler {
             self.record(&policy, &finding, client, query, now);
         }
         if verdict.action == Action::Block {
-            return Reply::local(self.refuse(req, query, &policy, &finding));
+            return Reply::local(self.refuse(req, query, &policy, &finding), QueryResult::Blocked);
         }
         self.forward(req, query, client, &policy, verdict, now).await
     }
@@ -175,19 +204,23 @@ impl Handler {
         verdict: Verdict,
         now: i64,
     ) -> Reply {
+        let started = std::time::Instant::now();
         let upstream = match self.upstream.resolve(query.name(), query.query_type()).await {
             Ok(a) => a,
             Err(e) => {
                 self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(name = %query.name(), error = %e, "upstream failed");
-                return Reply::local(upstream_failure(req, &e));
+                let (msg, kind) = upstream_failure(req, &e);
+                self.metrics.upstream_error(kind);
+                return Reply::local(msg, QueryResult::UpstreamFailed);
             }
         };
+        self.metrics.upstream_answer(started.elapsed());
         let finding = check_answer(policy, &upstream.answers, now);
         if let Some(f) = &finding {
             self.record(policy, f, client, query, now);
             if f.verdict.action == Action::Block {
-                return Reply::local(self.refuse(req, query, policy, f));
+                return Reply::local(self.refuse(req, query, policy, f), QueryResult::Blocked);
             }
         }
         let until = [Some(verdict), finding.as_ref().map(|f| f.verdict)]
@@ -199,8 +232,11 @@ impl Handler {
         let mut msg = answer::response_to(req, upstream.rcode);
         msg.add_answers(upstream.answers.into_iter().map(|r| clamp(r, cap)));
         msg.add_authorities(upstream.authorities.into_iter().map(|r| clamp(r, cap)));
+        let monitored =
+            [Some(verdict), finding.as_ref().map(|f| f.verdict)].iter().flatten().any(|v| v.action == Action::Monitor);
+        let result = if monitored { QueryResult::Monitored } else { QueryResult::Allowed };
         let cacheable = finding.is_none().then_some(until);
-        Reply { msg, cacheable, policy: policy_id(policy) }
+        Reply { msg, result, cacheable, policy: policy_id(policy) }
     }
 
     fn refuse(&self, req: &Message, query: &Query, policy: &Policy, finding: &Finding) -> Message {
@@ -219,6 +255,9 @@ impl Handler {
             Action::Allow if self.config.log_allowed && finding.via.is_none() => 0,
             Action::Allow => return,
         };
+        if let Some((_, c)) = finding.verdict.matched.filter(|_| action != Action::Allow) {
+            self.metrics.contact("dns", &policy.category(c).name, action);
+        }
         let name = crate::matcher::normalize(&query.name().to_ascii()).map(|n| n.as_str().to_owned()).ok();
         let mut record = crate::audit::contact_record(policy, &finding.verdict, now, client, Layer::Dns, name);
         record.qtype = Some(query.query_type().to_string());
@@ -271,14 +310,15 @@ fn clamp(mut record: Record, cap: Option<u32>) -> Record {
     record
 }
 
-fn upstream_failure(req: &Message, error: &UpstreamError) -> Message {
-    let (rcode, ede, text) = match error {
-        UpstreamError::Timeout(_) => (ResponseCode::ServFail, 22, "upstream timeout"),
-        UpstreamError::Rcode(ResponseCode::Refused) => (ResponseCode::ServFail, 23, "upstream refused"),
-        UpstreamError::Rcode(_) => (ResponseCode::ServFail, 23, "upstream error"),
-        _ => (ResponseCode::ServFail, 23, "upstream unreachable"),
+/// The SERVFAIL for an upstream failure, and the failure's metric kind.
+fn upstream_failure(req: &Message, error: &UpstreamError) -> (Message, &'static str) {
+    let (rcode, ede, text, kind) = match error {
+        UpstreamError::Timeout(_) => (ResponseCode::ServFail, 22, "upstream timeout", "timeout"),
+        UpstreamError::Rcode(ResponseCode::Refused) => (ResponseCode::ServFail, 23, "upstream refused", "refused"),
+        UpstreamError::Rcode(_) => (ResponseCode::ServFail, 23, "upstream error", "servfail"),
+        _ => (ResponseCode::ServFail, 23, "upstream unreachable", "unreachable"),
     };
     let mut msg = answer::response_to(req, rcode);
     answer::add_ede(&mut msg, ede, text);
-    msg
+    (msg, kind)
 }

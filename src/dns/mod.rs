@@ -9,8 +9,10 @@
 
 mod answer;
 mod cache;
+mod counting;
 mod fast;
 mod handler;
+pub mod ratelimit;
 mod server;
 mod udp;
 mod upstream;
@@ -24,7 +26,7 @@ use serde::Deserialize;
 
 pub use answer::BlockMode;
 pub use handler::{DnsStats, Handler, HandlerConfig, Transport};
-pub use server::{Limits, Listeners, ServerError, serve};
+pub use server::{Limits, Listeners, ServerError, StdListeners, serve};
 pub use upstream::{Upstream, UpstreamError};
 
 /// Client networks answered by default: loopback, private (RFC 1918),
@@ -42,8 +44,9 @@ pub const DEFAULT_ALLOWED_CLIENTS: &[&str] = &[
 ];
 
 /// Settings of the DNS layer (the `[dns]` table of the config file).
+/// Unknown keys are reported by `config` (all of them, with lines).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct DnsConfig {
     /// Addresses to serve on (UDP and TCP each).
     pub listen: Vec<SocketAddr>,

@@ -25,10 +25,53 @@ pub enum ServerError {
     BindTcp { addr: SocketAddr, source: std::io::Error },
     #[error("no listen address given")]
     NoAddress,
+    #[error("cannot hand socket {addr} to the runtime: {source}")]
+    Register { addr: SocketAddr, source: std::io::Error },
 }
 
-/// Bound sockets, ready to serve. Binding is separate from serving so the
-/// daemon binds (as root) before it drops privileges, and tests bind port 0.
+/// Sockets bound before the async runtime (and any thread) exists, so the
+/// daemon can drop privileges while it is still single-threaded. Turn them
+/// into [`Listeners`] inside the runtime with [`StdListeners::into_tokio`].
+pub struct StdListeners {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+}
+
+impl StdListeners {
+    /// Bind UDP and TCP on each address (TCP takes UDP's port for port 0).
+    pub fn bind(addrs: &[SocketAddr]) -> Result<StdListeners, ServerError> {
+        if addrs.is_empty() {
+            return Err(ServerError::NoAddress);
+        }
+        let mut out = StdListeners { udp: Vec::new(), tcp: Vec::new() };
+        for &addr in addrs {
+            let udp = std::net::UdpSocket::bind(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
+            let bound = udp.local_addr().map_err(|source| ServerError::BindUdp { addr, source })?;
+            let tcp =
+                std::net::TcpListener::bind(bound).map_err(|source| ServerError::BindTcp { addr: bound, source })?;
+            out.udp.push(udp);
+            out.tcp.push(tcp);
+        }
+        Ok(out)
+    }
+
+    /// Register the TCP listeners with the current tokio runtime; the UDP
+    /// sockets stay blocking, owned by the worker threads (see `udp`).
+    pub fn into_tokio(self) -> Result<Listeners, ServerError> {
+        let mut listeners = Listeners { udp: Vec::new(), tcp: Vec::new() };
+        for (udp, tcp) in self.udp.into_iter().zip(self.tcp) {
+            let addr =
+                tcp.local_addr().map_err(|source| ServerError::BindTcp { addr: ([0, 0, 0, 0], 0).into(), source })?;
+            let register = |source| ServerError::Register { addr, source };
+            tcp.set_nonblocking(true).map_err(register)?;
+            listeners.udp.push(Arc::new(udp));
+            listeners.tcp.push(TcpListener::from_std(tcp).map_err(register)?);
+        }
+        Ok(listeners)
+    }
+}
+
+/// Bound sockets, ready to serve (made by [`StdListeners::into_tokio`]).
 pub struct Listeners {
     udp: Vec<Arc<std::net::UdpSocket>>,
     tcp: Vec<TcpListener>,
@@ -47,23 +90,6 @@ pub struct Limits {
 }
 
 impl Listeners {
-    /// Bind UDP and TCP on each address. With port 0, TCP takes the port
-    /// the kernel gave the UDP socket.
-    pub async fn bind(addrs: &[SocketAddr]) -> Result<Listeners, ServerError> {
-        if addrs.is_empty() {
-            return Err(ServerError::NoAddress);
-        }
-        let mut listeners = Listeners { udp: Vec::new(), tcp: Vec::new() };
-        for &addr in addrs {
-            let udp = std::net::UdpSocket::bind(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
-            let bound = udp.local_addr().map_err(|source| ServerError::BindUdp { addr, source })?;
-            let tcp = TcpListener::bind(bound).await.map_err(|source| ServerError::BindTcp { addr: bound, source })?;
-            listeners.udp.push(Arc::new(udp));
-            listeners.tcp.push(tcp);
-        }
-        Ok(listeners)
-    }
-
     /// The addresses actually bound (UDP and TCP share each).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
@@ -145,6 +171,9 @@ async fn tcp_loop(listener: TcpListener, ctx: TcpContext, tracker: TaskTracker, 
                 }
             },
         };
+        if !ctx.handler.admit(peer.ip()) {
+            continue;
+        }
         let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "too many tcp connections; closed");
             continue;

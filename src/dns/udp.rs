@@ -64,6 +64,9 @@ pub fn worker(setup: WorkerSetup) {
             Err(_) => continue,
         };
         let query = &buf[..len];
+        if !setup.handler.admit(peer.ip()) {
+            continue;
+        }
         match setup.handler.fast_answer(query, peer.ip(), &mut cache, &mut out) {
             Fast::Answered => {
                 if setup.socket.send_to(&out, peer).is_err() {

@@ -5,13 +5,17 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hickory_resolver::TokioResolver;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use hickory_resolver::Resolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, Record, RecordType};
 use thiserror::Error;
+
+use super::counting::CountingProvider;
 
 #[derive(Debug, Error)]
 pub enum UpstreamError {
@@ -38,8 +42,9 @@ pub struct UpstreamAnswer {
 }
 
 pub struct Upstream {
-    resolver: TokioResolver,
+    resolver: Resolver<CountingProvider>,
     timeout: Duration,
+    sent: Arc<AtomicU64>,
 }
 
 impl Upstream {
@@ -62,11 +67,18 @@ impl Upstream {
         opts.try_tcp_on_error = true;
         opts.ndots = 0;
         opts.edns_payload_len = super::answer::EDNS_PAYLOAD;
-        let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        let provider = CountingProvider::default();
+        let sent = provider.sent.clone();
+        let resolver = Resolver::builder_with_config(config, provider)
             .with_options(opts)
             .build()
             .map_err(|e| UpstreamError::Build(e.to_string()))?;
-        Ok(Upstream { resolver, timeout })
+        Ok(Upstream { resolver, timeout, sent })
+    }
+
+    /// Queries sent over the network so far (cache hits send none).
+    pub fn network_queries(&self) -> Arc<AtomicU64> {
+        self.sent.clone()
     }
 
     /// Resolve `name` (fully qualified) for `qtype`. Bounded by the timeout.

@@ -5,6 +5,11 @@ mod support;
 
 mod audit_log;
 mod cli;
+mod config;
 mod dns_blocking;
+mod export;
 mod malformed;
+mod metrics;
 mod phases;
+mod privilege;
+mod reload;

@@ -73,6 +73,29 @@ impl Warden {
         Warden { child: Some(child), addr, audit, dir, stderr }
     }
 
+    /// Process id of the running daemon.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Send a signal (`HUP`, `TERM`, …) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
+    /// Wait (up to 10 s) for a stderr line containing `needle`; the rest of that line.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(rest) = self.stderr().lines().find_map(|l| l.split_once(needle).map(|(_, r)| r.to_owned())) {
+                return rest;
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("log lock").clone()
     }
