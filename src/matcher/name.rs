@@ -6,6 +6,8 @@ use thiserror::Error;
 
 /// Longest name in presentation form without the trailing dot (RFC 1035).
 pub const MAX_NAME_LEN: usize = 253;
+/// Most labels a rule may have; lookups only consider this many suffixes.
+pub const MAX_RULE_LABELS: usize = 32;
 
 /// Why a name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -18,6 +20,8 @@ pub enum NameError {
     EmptyLabel,
     #[error("label longer than 63 characters")]
     LabelTooLong,
+    #[error("more than {MAX_RULE_LABELS} labels")]
+    TooManyLabels,
     #[error("character {0:?} is not allowed in a name")]
     BadChar(char),
     #[error("not a valid internationalised name")]
@@ -82,6 +86,9 @@ fn fold(bytes: &[u8]) -> Result<NameBuf, NameError> {
 /// wildcards). Returns the normalised form.
 pub fn validate_pattern_name(input: &str, allow_star: bool) -> Result<NameBuf, NameError> {
     let name = normalize(input)?;
+    if name.as_str().split('.').count() > MAX_RULE_LABELS {
+        return Err(NameError::TooManyLabels);
+    }
     for label in name.as_str().split('.') {
         if label.is_empty() {
             return Err(NameError::EmptyLabel);

@@ -9,8 +9,7 @@ use hashbrown::HashTable;
 use super::glob::glob_match;
 use crate::policy::RuleId;
 
-/// Most labels a name can have (253 characters, one-character labels).
-const MAX_LABELS: usize = 127;
+use super::name::MAX_RULE_LABELS;
 
 const TAG_SHIFT: u32 = 30;
 const ID_MASK: u32 = (1 << TAG_SHIFT) - 1;
@@ -139,22 +138,30 @@ impl NameTable {
         if self.index.is_empty() || name.is_empty() {
             return None;
         }
-        // Suffix starts and hashes, shortest suffix first.
-        let mut starts = [0u8; MAX_LABELS + 1];
-        let mut hashes = [0u64; MAX_LABELS + 1];
+        // Suffix starts and hashes, shortest suffix first. Rules have at
+        // most MAX_RULE_LABELS labels, so deeper suffixes cannot match.
+        let mut starts = [0u8; MAX_RULE_LABELS];
+        let mut hashes = [0u64; MAX_RULE_LABELS];
         let mut n = 0usize;
         let mut h = FNV_OFFSET;
+        let mut whole = true;
         for i in (0..name.len()).rev() {
-            if name[i] == b'.' && n < MAX_LABELS {
+            if name[i] == b'.' {
+                if n == MAX_RULE_LABELS {
+                    whole = false;
+                    break;
+                }
                 starts[n] = (i + 1) as u8;
                 hashes[n] = finish(h);
                 n += 1;
             }
             h = step(h, name[i]);
         }
-        starts[n] = 0;
-        hashes[n] = finish(h);
-        n += 1;
+        if whole && n < MAX_RULE_LABELS {
+            starts[n] = 0;
+            hashes[n] = finish(h);
+            n += 1;
+        }
         // Longest suffix (the whole name, n labels) first.
         for k in (0..n).rev() {
             let start = usize::from(starts[k]);

@@ -203,3 +203,14 @@ fn blocklists_block_names_and_subdomains_in_every_phase() {
     assert_eq!(decide(&p, "s1.upd.kaspersky.com", AFTER).2, "update", "policy rules keep their category");
     assert_eq!(decide(&p, "example.net", AFTER).0, Action::Allow);
 }
+
+#[test]
+fn very_deep_names_still_match_their_zone() {
+    let p = policy();
+    let deep = format!("{}s1.upd.kaspersky.com", "a.".repeat(60));
+    assert_eq!(decide(&p, &deep, AFTER).1, Some("domain:upd.kaspersky.com".into()));
+    let too_deep = format!("{}example.com", "a.".repeat(40));
+    let text =
+        POLICY.replace("domains = [\"kaspersky.com\", \"kaspersky-labs.com\"]", &format!("domains = [\"{too_deep}\"]"));
+    assert!(compile(&text, "t.toml").unwrap_err().to_string().contains("more than 32 labels"));
+}
