@@ -24,6 +24,8 @@ pub struct Config {
     pub dns: DnsConfig,
     pub policy: PolicyConfig,
     pub audit: AuditSettings,
+    pub packet: crate::packet::PacketConfig,
+    pub enforce: crate::enforce::EnforceConfig,
 }
 
 /// `[policy]`: which policy to enforce.

@@ -7,6 +7,7 @@
 
 mod check;
 mod lookup;
+mod packet_layer;
 mod run;
 
 use std::process::ExitCode;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{self, AuditConfig, AuditHandle, Record, RecordType};
 use crate::config::{Config, hostname};
 use crate::dns::{BlockMode, Handler, HandlerConfig, Limits, Listeners, Upstream, serve};
+use crate::packet::Correlator;
 use crate::policy::Policy;
 use crate::time::now_ms;
 
@@ -54,6 +55,12 @@ pub struct RunArgs {
     /// Gateway name in audit records (default: the hostname).
     #[arg(long)]
     host: Option<String>,
+    /// LAN interface to capture on (repeatable); enables the packet layer.
+    #[arg(long = "capture", value_name = "IFACE")]
+    capture: Vec<String>,
+    /// Deployment mode of the packet layer.
+    #[arg(long, value_enum)]
+    mode: Option<crate::packet::Mode>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -99,6 +106,12 @@ fn settings(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(h) = &args.host {
         config.audit.host = Some(h.clone());
     }
+    if !args.capture.is_empty() {
+        config.packet.capture = args.capture.clone();
+    }
+    if let Some(mode) = args.mode {
+        config.packet.mode = mode;
+    }
     Ok(config)
 }
 
@@ -119,8 +132,13 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
         allowed_clients: dns.allowed_clients.clone(),
         blocked_ttl: dns.blocked_ttl,
         log_allowed: dns.log_allowed,
+        canary_nxdomain: dns.canary_nxdomain,
+        ddr_nodata: dns.ddr_nodata,
     };
-    let handler = Arc::new(Handler::new(shared.clone(), upstream, audit.clone(), handler_config));
+    let correlator = Arc::new(Correlator::new(i64::try_from(config.packet.correlation_ttl_ms).unwrap_or(i64::MAX)));
+    let handler = Handler::new(shared.clone(), upstream, audit.clone(), handler_config);
+    let handler = Arc::new(handler.with_correlator(correlator.clone()));
+    let packet = super::packet_layer::start(&config, shared.clone(), audit.clone(), correlator)?;
     for addr in listeners.local_addrs() {
         tracing::info!(%addr, "listening on {addr} (udp+tcp)");
     }
@@ -133,6 +151,9 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
     let signals = tokio::spawn(signals(shutdown.clone(), shared, config.policy.file.clone(), audit.clone()));
     serve(listeners, handler, limits, shutdown, GRACE).await;
     signals.abort();
+    if let Some(packet) = packet {
+        packet.stop().await;
+    }
     drop(audit);
     let summary = writer.finish()?;
     tracing::info!(?summary, "stopped");

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use super::answer::{self, BlockMode};
 use super::upstream::{Upstream, UpstreamError};
 use crate::audit::{AuditHandle, Layer};
+use crate::packet::Correlator;
 use crate::policy::{Action, Policy, Subject, Verdict};
 use crate::time::now_ms;
 
@@ -30,6 +31,10 @@ pub struct HandlerConfig {
     pub allowed_clients: Vec<IpNet>,
     pub blocked_ttl: u32,
     pub log_allowed: bool,
+    /// Answer the Firefox canary `use-application-dns.net` with NXDOMAIN.
+    pub canary_nxdomain: bool,
+    /// Answer Discovery of Designated Resolvers (`_dns.resolver.arpa`) with NODATA.
+    pub ddr_nodata: bool,
 }
 
 /// Counters of what the DNS layer did.
@@ -40,6 +45,8 @@ pub struct DnsStats {
     pub monitored: AtomicU64,
     pub refused_clients: AtomicU64,
     pub malformed: AtomicU64,
+    /// Bypass canaries answered (`use-application-dns.net`, `_dns.resolver.arpa`).
+    pub canaries: AtomicU64,
     pub upstream_errors: AtomicU64,
 }
 
@@ -49,6 +56,8 @@ pub struct Handler {
     audit: AuditHandle,
     config: HandlerConfig,
     pub stats: DnsStats,
+    /// Links DNS records with the packet layer's (set when it runs).
+    correlator: Option<Arc<Correlator>>,
 }
 
 /// Why a contact was logged: the query itself or something in its answer.
@@ -60,7 +69,28 @@ struct Finding {
 
 impl Handler {
     pub fn new(policy: Arc<ArcSwap<Policy>>, upstream: Upstream, audit: AuditHandle, config: HandlerConfig) -> Handler {
-        Handler { policy, upstream, audit, config, stats: DnsStats::default() }
+        Handler { policy, upstream, audit, config, stats: DnsStats::default(), correlator: None }
+    }
+
+    /// Gives DNS records correlation ids shared with the packet layer.
+    pub fn with_correlator(mut self, correlator: Arc<Correlator>) -> Handler {
+        self.correlator = Some(correlator);
+        self
+    }
+
+    /// Bypass neutralisation: the Firefox DoH canary gets NXDOMAIN (the
+    /// browser keeps using this resolver), DDR gets NODATA (no designated
+    /// encrypted resolver is advertised). Both are logged.
+    fn canary(&self, req: &Message, query: &Query, client: IpAddr) -> Option<Message> {
+        let name = query.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let rcode = match name.as_str() {
+            "use-application-dns.net" if self.config.canary_nxdomain => ResponseCode::NXDomain,
+            "_dns.resolver.arpa" if self.config.ddr_nodata => ResponseCode::NoError,
+            _ => return None,
+        };
+        self.stats.canaries.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%client, name, qtype = %query.query_type(), %rcode, "DNS bypass canary answered locally");
+        Some(answer::response_to(req, rcode))
     }
 
     /// Answer one DNS message. `None` means send nothing (unparseable
@@ -102,6 +132,9 @@ impl Handler {
         }
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
             return answer::response_to(req, ResponseCode::Refused);
+        }
+        if let Some(answer) = self.canary(req, query, client) {
+            return answer;
         }
         let policy = self.policy.load_full();
         let now = now_ms();
@@ -168,6 +201,9 @@ impl Handler {
         let mut record = crate::audit::contact_record(policy, &finding.verdict, now, client, Layer::Dns, name);
         record.qtype = Some(query.query_type().to_string());
         record.message = finding.via.clone();
+        if let Some(c) = &self.correlator {
+            record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
+        }
         self.audit.submit(record);
     }
 }

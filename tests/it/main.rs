@@ -7,4 +7,6 @@ mod audit_log;
 mod cli;
 mod dns_blocking;
 mod malformed;
+mod netns_gateway;
+mod netns_support;
 mod phases;
