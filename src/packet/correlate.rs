@@ -41,16 +41,19 @@ impl Correlator {
     }
 
     /// The id for a contact by `client` with `name` (if seen) and `dst` (if
-    /// known): an existing id for the name, else for the address, else new.
-    /// Both keys then point at it.
+    /// known): with a name, the id of that name (same client and name);
+    /// without one, the id of the address (from a DNS answer or an earlier
+    /// named contact); else a new id. Both keys then point at it.
     pub fn id(&self, client: IpAddr, name: Option<&str>, dst: Option<IpAddr>, now_ms: i64) -> String {
         let client = client.to_canonical();
         let mut t = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         self.bound(&mut t, now_ms);
         let live = |e: Option<&(u64, i64)>| e.filter(|(_, exp)| *exp > now_ms).map(|(id, _)| *id);
-        let by_name = name.and_then(|n| live(t.names.get(&(client, n.to_owned()))));
-        let by_addr = dst.and_then(|d| live(t.addrs.get(&(client, d.to_canonical()))));
-        let id = by_name.or(by_addr).unwrap_or_else(|| self.next.fetch_add(1, Relaxed));
+        let found = match name {
+            Some(n) => live(t.names.get(&(client, n.to_owned()))),
+            None => dst.and_then(|d| live(t.addrs.get(&(client, d.to_canonical())))),
+        };
+        let id = found.unwrap_or_else(|| self.next.fetch_add(1, Relaxed));
         let expires = now_ms + self.ttl_ms;
         if let Some(n) = name {
             t.names.insert((client, n.to_owned()), (id, expires));
@@ -93,5 +96,24 @@ impl Correlator {
 
     fn format(&self, id: u64) -> String {
         format!("{:08x}-{id}", self.run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_answer_connection_and_sni_share_an_id_other_names_do_not() {
+        let c = Correlator::new(60_000);
+        let (client, cdn) = ("198.18.0.2".parse().unwrap(), "198.18.1.80".parse().unwrap());
+        let lookup = c.id(client, Some("s10.upd.kaspersky.com"), None, 0);
+        c.answer(client, "s10.upd.kaspersky.com", &[cdn], 1);
+        assert_eq!(c.id(client, None, Some(cdn), 2), lookup, "connection to an answered address");
+        assert_eq!(c.id(client, Some("s10.upd.kaspersky.com"), Some(cdn), 3), lookup, "its SNI");
+        assert_ne!(c.id(client, Some("dnl-01.geo.kaspersky.com"), Some(cdn), 4), lookup, "another name");
+        let other: IpAddr = "198.18.0.3".parse().unwrap();
+        assert_ne!(c.id(other, Some("s10.upd.kaspersky.com"), None, 5), lookup, "another client");
+        assert_ne!(c.id(client, Some("s10.upd.kaspersky.com"), None, 70_000), lookup, "expired");
     }
 }

@@ -287,6 +287,7 @@ fn check_audit(records: &[Value], sni_count: u64) {
     assert_eq!((sni["count"].as_u64(), sni["enforced"].as_bool()), (Some(sni_count), Some(true)), "{sni}");
     assert_eq!(sni["correlation"], bypass["correlation"], "lookup and SNI are one story");
     let http = one("http", Some("dnl-01.geo.kaspersky.com"));
+    assert_ne!(http["correlation"], sni["correlation"], "another name is another story");
     assert_eq!((http["dst"].as_str(), http["enforced"].as_bool()), (Some("198.18.1.80"), Some(true)));
     assert!(find("sni", Some("ordinary.test")).is_empty() && find("http", Some("ordinary.test")).is_empty());
 }
