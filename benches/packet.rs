@@ -30,13 +30,16 @@ fn mixed_stream() -> Vec<Vec<u8>> {
     (0..1000)
         .map(|i| {
             let (sport, dst) = (10_000 + i as u16, server(i));
-            let tcp = |flags, payload: &[u8]| ipv4_frame(CLIENT, dst, 6, &tcp_segment(sport, 443, 1, 1, flags, payload));
+            let tcp =
+                |flags, payload: &[u8]| ipv4_frame(CLIENT, dst, 6, &tcp_segment(sport, 443, 1, 1, flags, payload));
             match i % 20 {
                 0 => tcp(0x02, b""),
                 1 => tcp(0x18, &ordinary_hello),
                 2 if i % 100 == 2 => tcp(0x18, &vendor_hello),
                 3 => ipv4_frame(CLIENT, PUBLIC_DNS, 17, &udp(sport, 53, &dns_query("www.example.com"))),
-                4 if i % 100 == 4 => ipv4_frame(CLIENT, PUBLIC_DNS, 17, &udp(sport, 53, &dns_query("ksn.kaspersky-labs.com"))),
+                4 if i % 100 == 4 => {
+                    ipv4_frame(CLIENT, PUBLIC_DNS, 17, &udp(sport, 53, &dns_query("ksn.kaspersky-labs.com")))
+                }
                 5 => ipv4_frame(CLIENT, dst, 6, &tcp_segment(sport, 80, 1, 1, 0x18, &http)),
                 6 => ipv4_frame(CLIENT, dst, 17, &udp(sport, 443, &data[..1000])),
                 7 if i % 100 == 7 => ipv4_frame(CLIENT, vendor, 6, &tcp_segment(sport, 443, 1, 1, 0x02, b"")),
