@@ -40,6 +40,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub audit: AuditSettings,
     pub metrics: MetricsConfig,
+    pub packet: crate::packet::PacketConfig,
+    pub enforce: crate::enforce::EnforceConfig,
 }
 
 /// `[policy]`: which policy to enforce and how to notice it changed.

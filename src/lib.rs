@@ -11,6 +11,8 @@
 //! * [`policy`]: the policy model, validation, schedule and `decide`.
 //! * [`matcher`]: compact name and CIDR tables behind `decide`.
 //! * [`dns`]: the DNS filtering proxy (listeners, upstream, answers).
+//! * [`packet`]: capture and parsers (SNI, HTTP Host, DNS to other resolvers).
+//! * [`enforce`]: warden's nftables table and TCP resets.
 //! * [`audit`]: audit records, hash chain, the single log writer.
 //! * [`config`]: the daemon's settings (TOML file + command-line overrides).
 //! * [`cli`]: the `warden` subcommands.
@@ -21,9 +23,11 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod enforce;
 pub mod export;
 pub mod matcher;
 pub mod metrics;
+pub mod packet;
 pub mod policy;
 pub mod privilege;
 pub mod reload;

@@ -157,6 +157,14 @@ struct Body<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enforced: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_ts: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_ts: Option<Millis>,
     prev_hash: &'a str,
 }
 
@@ -180,6 +188,10 @@ impl<'a> Body<'a> {
             policy: r.policy.as_ref(),
             message: r.message.as_deref(),
             count: r.count,
+            correlation: r.correlation.as_deref(),
+            enforced: r.enforced,
+            first_ts: r.first_ts.map(Millis),
+            last_ts: r.last_ts.map(Millis),
             prev_hash,
         }
     }

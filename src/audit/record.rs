@@ -92,6 +92,20 @@ pub struct Record {
     /// For `loss` records: how many records were lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Links the records of one attempt (DNS lookup, connection, SNI/Host)
+    /// by the same client: equal ids belong together. Packet layers and
+    /// the DNS layer when the packet layer runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
+    /// Packet layers: whether warden's enforcement acted on the contact
+    /// (nftables set, TCP reset, DNS redirect); `false` when only logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforced: Option<bool>,
+    /// Aggregated packet contacts (`count` > 1): first and last sighting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_ts: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ts: Option<DateTime<Utc>>,
 }
 
 impl Record {
@@ -114,6 +128,10 @@ impl Record {
             policy: None,
             message: None,
             count: None,
+            correlation: None,
+            enforced: None,
+            first_ts: None,
+            last_ts: None,
         }
     }
 

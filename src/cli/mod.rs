@@ -8,6 +8,7 @@
 mod check;
 mod export;
 mod lookup;
+mod packet_layer;
 mod run;
 
 use std::process::ExitCode;

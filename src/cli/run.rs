@@ -21,6 +21,7 @@ use crate::config::{Config, hostname};
 use crate::dns::ratelimit::RateLimiter;
 use crate::dns::{BlockMode, Handler, HandlerConfig, Limits, StdListeners, Upstream, serve};
 use crate::metrics::{Metrics, Sources};
+use crate::packet::Correlator;
 use crate::policy::Policy;
 use crate::reload::{Reloader, Trigger};
 use crate::time::now_ms;
@@ -68,6 +69,12 @@ pub struct RunArgs {
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long = "metrics-listen", value_name = "ADDR:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// LAN interface to capture on (repeatable); enables the packet layer.
+    #[arg(long = "capture", value_name = "IFACE")]
+    capture: Vec<String>,
+    /// Deployment mode of the packet layer.
+    #[arg(long, value_enum)]
+    mode: Option<crate::packet::Mode>,
 }
 
 /// Sockets bound while still privileged.
@@ -149,6 +156,12 @@ fn settings(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(m) = args.metrics_listen {
         config.metrics.listen = Some(m);
     }
+    if !args.capture.is_empty() {
+        config.packet.capture = args.capture.clone();
+    }
+    if let Some(mode) = args.mode {
+        config.packet.mode = mode;
+    }
     Ok(config)
 }
 
@@ -173,7 +186,10 @@ async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<
         limiter: limiter.clone(),
         upstream_network: Some(upstream.network_queries()),
     });
-    let handler = Arc::new(handler(&config, &reloader, upstream, audit.clone(), &metrics, limiter));
+    let correlator = Arc::new(Correlator::new(i64::try_from(config.packet.correlation_ttl_ms).unwrap_or(i64::MAX)));
+    let handler = handler(&config, &reloader, upstream, audit.clone(), &metrics, limiter);
+    let handler = Arc::new(handler.with_correlator(correlator.clone()));
+    let packet = super::packet_layer::start(&config, reloader.current(), audit.clone(), correlator)?;
     for addr in listeners.local_addrs() {
         tracing::info!(%addr, "listening on {addr} (udp+tcp)");
     }
@@ -183,6 +199,9 @@ async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<
     metrics.set_ready(true);
     serve(listeners, handler, limits(&config), shutdown, GRACE).await;
     signals.abort();
+    if let Some(packet) = packet {
+        packet.stop().await;
+    }
     drop(audit);
     let summary = writer.finish()?;
     tracing::info!(?summary, "stopped");
@@ -203,6 +222,8 @@ fn handler(
         allowed_clients: dns.allowed_clients.clone(),
         blocked_ttl: dns.blocked_ttl,
         log_allowed: dns.log_allowed,
+        canary_nxdomain: dns.canary_nxdomain,
+        ddr_nodata: dns.ddr_nodata,
     };
     let handler = Handler::new(reloader.current(), upstream, audit, handler_config).with_metrics(metrics.clone());
     match limiter {

@@ -72,6 +72,9 @@ impl Handler {
         }
         let mut record = contact_record(policy, verdict, now, client, Layer::Dns, Some(q.name.as_str().to_owned()));
         record.qtype = Some(hickory_proto::rr::RecordType::from(q.qtype).to_string());
+        if let Some(c) = &self.correlator {
+            record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
+        }
         self.audit.submit(record);
         true
     }

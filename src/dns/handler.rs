@@ -17,6 +17,7 @@ use super::upstream::{Upstream, UpstreamError};
 use super::wire;
 use crate::audit::{AuditHandle, Layer};
 use crate::metrics::{Metrics, QueryResult};
+use crate::packet::Correlator;
 use crate::policy::{Action, Policy, Subject, Verdict};
 use crate::time::now_ms;
 
@@ -34,6 +35,10 @@ pub struct HandlerConfig {
     pub allowed_clients: Vec<IpNet>,
     pub blocked_ttl: u32,
     pub log_allowed: bool,
+    /// Answer the Firefox canary `use-application-dns.net` with NXDOMAIN.
+    pub canary_nxdomain: bool,
+    /// Answer Discovery of Designated Resolvers (`_dns.resolver.arpa`) with NODATA.
+    pub ddr_nodata: bool,
 }
 
 /// Counters of what the DNS layer did.
@@ -45,6 +50,8 @@ pub struct DnsStats {
     pub refused_clients: AtomicU64,
     pub malformed: AtomicU64,
     pub upstream_errors: AtomicU64,
+    /// Bypass canaries answered (`use-application-dns.net`, `_dns.resolver.arpa`).
+    pub canaries: AtomicU64,
 }
 
 pub struct Handler {
@@ -55,6 +62,8 @@ pub struct Handler {
     pub stats: DnsStats,
     pub(super) metrics: Metrics,
     limiter: Option<Arc<RateLimiter>>,
+    /// Links DNS records with the packet layer's (set when it runs).
+    pub(super) correlator: Option<Arc<Correlator>>,
 }
 
 /// A response and whether the fast path may cache it.
@@ -88,13 +97,43 @@ struct Finding {
 
 impl Handler {
     pub fn new(policy: Arc<ArcSwap<Policy>>, upstream: Upstream, audit: AuditHandle, config: HandlerConfig) -> Handler {
-        Handler { policy, upstream, audit, config, stats: DnsStats::default(), metrics: Metrics::new(), limiter: None }
+        Handler {
+            policy,
+            upstream,
+            audit,
+            config,
+            stats: DnsStats::default(),
+            metrics: Metrics::new(),
+            limiter: None,
+            correlator: None,
+        }
     }
 
     /// Report to `metrics` (default: a private registry nobody reads).
     pub fn with_metrics(mut self, metrics: Metrics) -> Handler {
         self.metrics = metrics;
         self
+    }
+
+    /// Gives DNS records correlation ids shared with the packet layer.
+    pub fn with_correlator(mut self, correlator: Arc<Correlator>) -> Handler {
+        self.correlator = Some(correlator);
+        self
+    }
+
+    /// Bypass neutralisation: the Firefox DoH canary gets NXDOMAIN (the
+    /// browser keeps using this resolver), DDR gets NODATA (no designated
+    /// encrypted resolver is advertised). Both are logged.
+    fn canary(&self, req: &Message, query: &Query, client: IpAddr) -> Option<Message> {
+        let name = query.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+        let rcode = match name.as_str() {
+            "use-application-dns.net" if self.config.canary_nxdomain => ResponseCode::NXDomain,
+            "_dns.resolver.arpa" if self.config.ddr_nodata => ResponseCode::NoError,
+            _ => return None,
+        };
+        self.stats.canaries.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%client, name, qtype = %query.query_type(), %rcode, "DNS bypass canary answered locally");
+        Some(answer::response_to(req, rcode))
     }
 
     /// Limit each client network's query rate (see [`RateLimiter`]).
@@ -172,6 +211,9 @@ impl Handler {
         }
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
             return Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Unsupported);
+        }
+        if let Some(answer) = self.canary(req, query, client) {
+            return Reply::local(answer, QueryResult::Allowed);
         }
         let policy = self.policy.load_full();
         let now = now_ms();
@@ -262,6 +304,9 @@ impl Handler {
         let mut record = crate::audit::contact_record(policy, &finding.verdict, now, client, Layer::Dns, name);
         record.qtype = Some(query.query_type().to_string());
         record.message = finding.via.clone();
+        if let Some(c) = &self.correlator {
+            record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
+        }
         self.audit.submit(record);
     }
 }

@@ -77,6 +77,10 @@ pub struct DnsConfig {
     /// An idle TCP connection is closed after this long.
     #[serde(with = "millis")]
     pub tcp_idle_timeout: Duration,
+    /// Answer the Firefox DoH canary `use-application-dns.net` with NXDOMAIN.
+    pub canary_nxdomain: bool,
+    /// Answer `_dns.resolver.arpa` (Discovery of Designated Resolvers) with NODATA.
+    pub ddr_nodata: bool,
 }
 
 impl Default for DnsConfig {
@@ -95,6 +99,8 @@ impl Default for DnsConfig {
             answer_cache_entries: 65_536,
             max_tcp_connections: 256,
             tcp_idle_timeout: Duration::from_secs(10),
+            canary_nxdomain: true,
+            ddr_nodata: true,
         }
     }
 }

@@ -10,6 +10,8 @@ mod dns_blocking;
 mod export;
 mod malformed;
 mod metrics;
+mod netns_gateway;
+mod netns_support;
 mod phases;
 mod privilege;
 mod reload;
