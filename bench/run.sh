@@ -74,6 +74,8 @@ server:
     qname-minimisation: no
     msg-cache-size: 64m
     rrset-cache-size: 128m
+    # the upstream zone is allowed.test; unbound refuses test. by default (RFC 6761)
+    local-zone: "test." nodefault
     include: "$WORK/unbound-block.conf"
 forward-zone:
     name: "."
