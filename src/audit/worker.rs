@@ -24,6 +24,9 @@ struct Reported {
     write_failed: u64,
 }
 
+/// Pause after draining the channel, so records arrive in batches.
+const BATCH_PAUSE: Duration = Duration::from_millis(2);
+
 pub(crate) struct Worker<S: Sink> {
     log: LogFile<S>,
     stats: Arc<AuditStats>,
@@ -60,9 +63,19 @@ impl<S: Sink> Worker<S> {
             match rx.recv_timeout(interval.saturating_sub(last_flush.elapsed())) {
                 Ok(record) => {
                     self.push(&record, true);
+                    // Take what is already queued, then pause so a burst is
+                    // written as one batch instead of waking this thread (and
+                    // context-switching the query path) once per record.
+                    while let Ok(more) = rx.try_recv() {
+                        self.push(&more, true);
+                        if self.log.buffer_full() {
+                            let _ = self.write_out();
+                        }
+                    }
                     if self.log.buffer_full() {
                         let _ = self.write_out();
                     }
+                    std::thread::sleep(BATCH_PAUSE);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,

@@ -46,6 +46,8 @@ pub struct Fill {
     pub valid_until: Option<i64>,
     /// Identity of the policy the answer was checked against.
     pub policy: usize,
+    /// When the response was made: its TTLs count down from here.
+    pub created: Instant,
 }
 
 struct Entry {
@@ -78,7 +80,8 @@ impl AnswerCache {
         }
     }
 
-    /// Store a response; skipped when it has no TTL to count down.
+    /// Store a response; skipped when it has no TTL to count down. `now`
+    /// only decides which entries are expired when the cache is full.
     pub fn insert(&mut self, fill: Fill, now: Instant) {
         let Some(ttl) = min_ttl(&fill) else { return };
         if ttl == 0 {
@@ -92,8 +95,9 @@ impl AnswerCache {
         }
         let key = fill.key.bytes.clone();
         let h = hash(&key);
-        let expires = now + std::time::Duration::from_secs(u64::from(ttl.min(MAX_TTL)));
-        let entry = Entry { key, fill, stored: now, expires };
+        let stored = fill.created;
+        let expires = stored + std::time::Duration::from_secs(u64::from(ttl.min(MAX_TTL)));
+        let entry = Entry { key, fill, stored, expires };
         match self.table.find_mut(h, |e| e.key == entry.key) {
             Some(slot) => *slot = entry,
             None => {

@@ -80,9 +80,8 @@ impl Handler {
     }
 
     fn blocked_wire(&self, policy: &Policy, verdict: &Verdict, q: &Query, out: &mut Vec<u8>) {
-        let category = verdict.matched.map_or("", |(_, c)| policy.category(c).name.as_str());
-        let text = format!("blocked by policy {} ({category})", policy.meta.id);
-        let ede = Some((policy.meta.blocked_ede.info_code(), text.as_str()));
+        let text = policy.refusal_text(verdict.matched.map(|(_, c)| c));
+        let ede = Some((policy.meta.blocked_ede.info_code(), text));
         let ttl = self.config.blocked_ttl;
         let mode = self.config.block_response;
         let sink = match (mode, q.qtype) {

@@ -282,10 +282,9 @@ impl Handler {
     }
 
     fn refuse(&self, req: &Message, query: &Query, policy: &Policy, finding: &Finding) -> Message {
-        let category = finding.verdict.matched.map_or("", |(_, c)| policy.category(c).name.as_str());
-        let text = format!("blocked by policy {} ({category})", policy.meta.id);
+        let text = policy.refusal_text(finding.verdict.matched.map(|(_, c)| c));
         let ede = policy.meta.blocked_ede.info_code();
-        answer::blocked(req, query, self.config.block_response, self.config.blocked_ttl, ede, &text)
+        answer::blocked(req, query, self.config.block_response, self.config.blocked_ttl, ede, text)
     }
 
     /// Write the audit record for a finding, when its action is logged.
@@ -345,7 +344,8 @@ fn fill_for(req: &Message, encoded: &[u8], valid_until: Option<i64>, policy: usi
     let question_end = wire::question_end(encoded)?;
     let ttl_offsets = wire::ttl_offsets(encoded, question_end)?;
     let key = CacheKey::new(name.as_bytes(), u16::from(query.query_type()), flags);
-    Some(Fill { key, response: encoded.to_vec(), question_end, ttl_offsets, valid_until, policy })
+    let created = std::time::Instant::now();
+    Some(Fill { key, response: encoded.to_vec(), question_end, ttl_offsets, valid_until, policy, created })
 }
 
 fn clamp(mut record: Record, cap: Option<u32>) -> Record {

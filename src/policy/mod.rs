@@ -100,6 +100,8 @@ pub struct Policy {
     /// `valid_until[phase][category]`: next instant the category's action
     /// changes after this phase.
     valid_until: Vec<Vec<Option<i64>>>,
+    /// `blocked by policy <id> (<category>)` per category, for refusals.
+    refusal_texts: Vec<String>,
 }
 
 /// Read, parse and compile a policy file.
@@ -150,7 +152,8 @@ impl Policy {
                     .collect()
             })
             .collect();
-        Policy { meta, categories, phases, rules, names, nets, valid_until }
+        let refusal_texts = categories.iter().map(|c| format!("blocked by policy {} ({})", meta.id, c.name)).collect();
+        Policy { meta, categories, phases, rules, names, nets, valid_until, refusal_texts }
     }
 
     /// The decision: what `subject` gets at `now_ms` (Unix milliseconds).
@@ -228,6 +231,11 @@ impl Policy {
     /// The rule as written, e.g. `upd.kaspersky.com` or `77.74.176.0/21`.
     pub fn rule_pattern(&self, id: RuleId) -> &str {
         self.names.text(self.rules[id.0 as usize].text)
+    }
+
+    /// The Extended DNS Error text of a refusal in `category`.
+    pub fn refusal_text(&self, category: Option<CategoryId>) -> &str {
+        category.and_then(|c| self.refusal_texts.get(usize::from(c.0))).map_or("blocked by policy", String::as_str)
     }
 
     /// The rule as audit records name it: `kind:pattern`.
