@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use warden::policy::{Policy, Subject, builtin, compile};
+use warden::policy::{BUILTIN_POLICY, Blocklist, Policy, Subject, builtin, compile, compile_with};
 
 /// 2024-10-01T00:00:00Z, inside the prohibition phase.
 const AT: i64 = 1_727_740_800_000;
@@ -78,10 +78,15 @@ fn bench_million(c: &mut Criterion) {
         })
     });
     g.finish();
+    let list: String = (0..1_000_000).map(|i| format!("d{i:07}.blocked-example.net\n")).collect();
+    let lists = [Blocklist { source: "list.txt", text: &list }];
     let mut g = c.benchmark_group("load");
     g.sample_size(10);
-    g.bench_function("compile_1m_rules", |b| {
+    g.bench_function("compile_1m_rules_toml", |b| {
         b.iter(|| black_box(compile(&text, "synthetic.toml").map(|p| p.rules().len())))
+    });
+    g.bench_function("compile_1m_blocklist_entries", |b| {
+        b.iter(|| black_box(compile_with(BUILTIN_POLICY, "builtin", &lists).map(|(p, _)| p.rules().len())))
     });
     g.finish();
 }

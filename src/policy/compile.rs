@@ -78,7 +78,9 @@ fn blocklist_category(categories: &mut Vec<Category>, by_name: &mut HashMap<Stri
 fn add_blocklists(lists: &[Blocklist], category: CategoryId, tables: &mut Tables, stats: &mut BlocklistStats) {
     let (rules, names, _) = tables;
     for list in lists {
-        rules.reserve(list.text.len() / 24);
+        let lines = list.text.bytes().filter(|&b| b == b'\n').count() + 1;
+        rules.reserve(lines);
+        names.reserve(lines, list.text.len());
         for (i, line) in list.text.lines().enumerate() {
             let name = match blocklist::entry(line) {
                 Ok(Some(name)) => name,
