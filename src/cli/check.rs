@@ -84,7 +84,7 @@ fn print_summary(p: &Policy, now: i64) {
     println!("  categories (rules, action now):");
     let phase = p.phase(current);
     for (i, (cat, count)) in p.rule_counts().into_iter().enumerate() {
-        println!("    {:<16} {count:>6}  {:<8} {}", cat.name, phase.actions[i].as_str(), cat.description);
+        println!("    {:<18} {count:>6}  {:<8} {}", cat.name, phase.actions[i].as_str(), cat.description);
     }
     println!("  in force at {}: phase {}", rfc3339(now), phase.name);
 }
