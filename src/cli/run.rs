@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,8 +16,9 @@ use clap::Args;
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, AuditConfig, AuditHandle, Record, RecordType};
-use crate::config::{Config, hostname};
+use crate::audit::retention::RetentionConfig;
+use crate::audit::{self, AuditConfig, AuditHandle, Record, RecordType, RotationConfig};
+use crate::config::{AuditSettings, Config, hostname};
 use crate::dns::{BlockMode, Handler, HandlerConfig, Limits, Listeners, Upstream, serve};
 use crate::policy::Policy;
 use crate::time::now_ms;
@@ -54,6 +56,13 @@ pub struct RunArgs {
     /// Gateway name in audit records (default: the hostname).
     #[arg(long)]
     host: Option<String>,
+    /// Ed25519 key for signed audit checkpoints (`warden audit keygen`).
+    #[arg(long = "signing-key", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Never delete closed audit files overlapping START/END (RFC 3339;
+    /// repeatable, added to the config's `hold`).
+    #[arg(long = "hold", value_name = "START/END")]
+    hold: Vec<crate::audit::retention::Hold>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -99,17 +108,17 @@ fn settings(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(h) = &args.host {
         config.audit.host = Some(h.clone());
     }
+    if let Some(k) = &args.signing_key {
+        config.audit.signing_key = Some(k.clone());
+    }
+    config.audit.hold.extend(args.hold.iter().copied());
     Ok(config)
 }
 
 async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
     let listeners = Listeners::bind(&config.dns.listen).await?;
-    let (audit, writer) = audit::spawn(AuditConfig {
-        path: config.audit.path.clone(),
-        host: config.audit.host.clone().unwrap_or_else(hostname),
-        channel_capacity: config.audit.channel_capacity,
-        flush_interval: Duration::from_millis(config.audit.flush_interval_ms.max(1)),
-    })?;
+    let enforcing = Arc::new(AtomicBool::new(false));
+    let (audit, writer) = audit::spawn(audit_config(&config.audit, &enforcing))?;
     let upstream = Upstream::new(&config.dns.upstreams, config.dns.upstream_timeout, config.dns.cache_size)?;
     tracing::info!(policy = %policy.meta.id, hash = %policy.meta.hash, phase = %policy.phase(policy.phase_at(now_ms())).name, "policy loaded");
     let shared = Arc::new(ArcSwap::from_pointee(policy));
@@ -130,6 +139,8 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
         tcp_idle_timeout: dns.tcp_idle_timeout,
     };
     let shutdown = CancellationToken::new();
+    // DNS is the enforcement for now: active while the listeners serve.
+    enforcing.store(true, Ordering::Relaxed);
     let signals = tokio::spawn(signals(shutdown.clone(), shared, config.policy.file.clone(), audit.clone()));
     serve(listeners, handler, limits, shutdown, GRACE).await;
     signals.abort();
@@ -137,6 +148,34 @@ async fn daemon(config: Config, policy: Policy) -> anyhow::Result<ExitCode> {
     let summary = writer.finish()?;
     tracing::info!(?summary, "stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The writer's settings from `[audit]`.
+fn audit_config(a: &AuditSettings, enforcing: &Arc<AtomicBool>) -> AuditConfig {
+    let secs = Duration::from_secs;
+    let days = |d: u64| secs(d.saturating_mul(86_400));
+    AuditConfig {
+        channel_capacity: a.channel_capacity,
+        flush_interval: Duration::from_millis(a.flush_interval_ms.max(1)),
+        fsync: a.fsync,
+        heartbeat_interval: secs(a.heartbeat_interval_s),
+        signing_key: a.signing_key.clone(),
+        checkpoint_interval: secs(a.checkpoint_interval_s),
+        rotation: RotationConfig {
+            max_bytes: a.rotate_max_bytes,
+            max_age: a.rotate_max_age_s.map(secs),
+            compress: a.compress,
+            retention: RetentionConfig {
+                max_files: a.keep_files,
+                max_age: a.keep_days.map(days),
+                contact_max_age: a.keep_contact_days.map(days),
+                hold: a.hold.clone(),
+            },
+        },
+        syslog: a.syslog.clone(),
+        enforcing: Some(Arc::clone(enforcing)),
+        ..AuditConfig::new(&a.path, a.host.clone().unwrap_or_else(hostname))
+    }
 }
 
 /// SIGINT/SIGTERM stop the daemon; SIGHUP reloads the policy file.
