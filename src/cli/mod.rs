@@ -5,6 +5,12 @@
 //! Exit codes: 0 success; 1 the command failed (invalid policy or config,
 //! cannot start, upstream unusable); 2 usage error (unknown flag, bad value).
 
+mod audit;
+mod audit_export;
+mod audit_keygen;
+mod audit_report;
+mod audit_tables;
+mod audit_verify;
 mod check;
 mod lookup;
 mod run;
@@ -31,6 +37,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Show what the policy does to a name or an IP address, and why.
     Lookup(lookup::LookupArgs),
+    /// Review audit logs: verify, summary, hosts, timeline, export, report; keygen.
+    Audit(audit::AuditArgs),
 }
 
 /// Entry point of the `warden` binary.
@@ -40,6 +48,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Lookup(args) => lookup::lookup(args),
+        Command::Audit(args) => audit::audit(args),
     };
     match result {
         Ok(code) => code,
