@@ -100,7 +100,7 @@ impl<S: Sink> Worker<S> {
 
     fn rotation_due(&self) -> bool {
         let r = &self.config.rotation;
-        let by_size = r.max_bytes.is_some_and(|max| self.log.committed_len() >= max);
+        let by_size = r.max_bytes.is_some_and(|max| self.log.pending_len() >= max);
         let by_age = match (r.max_age, self.log.span.first) {
             (Some(age), Some((_, first))) => {
                 let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);

@@ -109,9 +109,9 @@ impl<S: Sink> LogFile<S> {
         (self.head.seq, &self.head.hash)
     }
 
-    /// Length of the file's committed bytes.
-    pub fn committed_len(&self) -> u64 {
-        self.committed_len
+    /// Length of the file once the buffer is written out.
+    pub fn pending_len(&self) -> u64 {
+        self.committed_len + self.buf.len() as u64
     }
 
     /// Continues the chain in a new, empty file. The buffer must have been

@@ -34,7 +34,13 @@ fn stem(live: &Path) -> String {
 }
 
 /// The name the live file gets when it is closed.
-pub fn closed_name(live: &Path, first_seq: u64, first_ts: DateTime<Utc>, last_ts: DateTime<Utc>, contacts: bool) -> PathBuf {
+pub fn closed_name(
+    live: &Path,
+    first_seq: u64,
+    first_ts: DateTime<Utc>,
+    last_ts: DateTime<Utc>,
+    contacts: bool,
+) -> PathBuf {
     let tag = if contacts { ".contacts" } else { "" };
     let name = format!(
         "{}.{first_seq:012}.{}.{}{tag}.jsonl",
@@ -68,10 +74,8 @@ pub fn list_closed(live: &Path) -> io::Result<Vec<ClosedFile>> {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
-    let mut files: Vec<ClosedFile> = fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .filter_map(|e| parse_closed(live, &e.path()))
-        .collect();
+    let mut files: Vec<ClosedFile> =
+        fs::read_dir(dir)?.filter_map(Result::ok).filter_map(|e| parse_closed(live, &e.path())).collect();
     files.sort_by_key(|f| f.first_seq);
     Ok(files)
 }
@@ -115,12 +119,20 @@ mod tests {
         let live = Path::new("/var/log/warden/audit.jsonl");
         let (a, b) = ("2024-09-29T04:00:00Z".parse().unwrap(), "2024-09-29T05:30:00Z".parse().unwrap());
         let name = closed_name(live, 42, a, b, true);
-        assert_eq!(name, Path::new("/var/log/warden/audit.000000000042.20240929T040000Z.20240929T053000Z.contacts.jsonl"));
+        assert_eq!(
+            name,
+            Path::new("/var/log/warden/audit.000000000042.20240929T040000Z.20240929T053000Z.contacts.jsonl")
+        );
         let mut gz = name.clone().into_os_string();
         gz.push(".gz");
         let parsed = parse_closed(live, Path::new(&gz)).unwrap();
         assert_eq!((parsed.first_seq, parsed.first_ts, parsed.last_ts, parsed.contacts), (42, a, b, true));
-        for other in ["audit.jsonl", "audit.jsonl.torn-17", "audit.000000000042.x.y.jsonl", "other.000000000001.20240929T040000Z.20240929T040000Z.jsonl"] {
+        for other in [
+            "audit.jsonl",
+            "audit.jsonl.torn-17",
+            "audit.000000000042.x.y.jsonl",
+            "other.000000000001.20240929T040000Z.20240929T040000Z.jsonl",
+        ] {
             assert!(parse_closed(live, &live.with_file_name(other)).is_none(), "{other}");
         }
     }

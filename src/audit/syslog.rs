@@ -132,21 +132,29 @@ fn ts_and_type(line: &[u8]) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
 
-    const LINE: &[u8] = br#"{"ts":"2024-09-29T04:00:01.123Z","seq":2,"type":"contact","host":"gw1","prev_hash":"0","hash":"1"}
+    const LINE: &[u8] =
+        br#"{"ts":"2024-09-29T04:00:01.123Z","seq":2,"type":"contact","host":"gw1","prev_hash":"0","hash":"1"}
 "#;
 
     #[test]
     fn udp_collector_receives_rfc5424_with_the_json_line_as_message() {
         let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
         collector.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let config = SyslogConfig { address: collector.local_addr().unwrap(), protocol: Protocol::Udp, only_checkpoints: false };
+        let config =
+            SyslogConfig { address: collector.local_addr().unwrap(), protocol: Protocol::Udp, only_checkpoints: false };
         let mut shipper = Shipper::new(config);
         shipper.ship(LINE, "gw1");
         let mut buf = [0u8; 2048];
         let n = collector.recv(&mut buf).unwrap();
         let text = std::str::from_utf8(&buf[..n]).unwrap();
         let pid = std::process::id();
-        assert_eq!(text, format!("<133>1 2024-09-29T04:00:01.123Z gw1 warden {pid} contact - {}", std::str::from_utf8(&LINE[..LINE.len() - 1]).unwrap()));
+        assert_eq!(
+            text,
+            format!(
+                "<133>1 2024-09-29T04:00:01.123Z gw1 warden {pid} contact - {}",
+                std::str::from_utf8(&LINE[..LINE.len() - 1]).unwrap()
+            )
+        );
         assert_eq!(shipper.failed, 0);
     }
 }

@@ -18,11 +18,11 @@ use serde::Deserialize;
 
 use super::compress::Compression;
 use super::error::AuditError;
-use super::retention::RetentionConfig;
-use super::syslog::{Shipper, SyslogConfig};
 use super::handle::{AuditHandle, AuditStats};
 use super::log_file::{LogFile, Sink};
 use super::record::{Record, RecordType};
+use super::retention::RetentionConfig;
+use super::syslog::{Shipper, SyslogConfig};
 use super::worker::Worker;
 use super::{rotation, sign, tail};
 

@@ -74,7 +74,8 @@ pub struct Input {
 impl Input {
     /// The prohibition instant, canonical (`2024-09-29T04:00:00.000Z`).
     pub fn prohibition(&self) -> anyhow::Result<Option<String>> {
-        let policy = super::load_policy(self.policy.as_deref()).context("cannot load the policy for the prohibition instant")?;
+        let policy =
+            super::load_policy(self.policy.as_deref()).context("cannot load the policy for the prohibition instant")?;
         Ok(policy.prohibition_start().map(from_millis))
     }
 }
@@ -113,7 +114,11 @@ impl FilterArgs {
     pub fn build(&self, prohibition: Option<&str>) -> anyhow::Result<Filter> {
         let instant = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<String>> {
             v.as_deref()
-                .map(|t| canonical(t).map(|c| c.into_owned()).with_context(|| format!("{flag} {t:?} is not an RFC 3339 instant")))
+                .map(|t| {
+                    canonical(t)
+                        .map(|c| c.into_owned())
+                        .with_context(|| format!("{flag} {t:?} is not an RFC 3339 instant"))
+                })
                 .transpose()
         };
         if self.after_prohibition && prohibition.is_none() {

@@ -49,8 +49,20 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let hosts = hosts::hosts(files, p, &filter, leases.as_ref())?;
     let verify = verify::verify(files, key.as_ref())?;
     let generated = crate::time::rfc3339(crate::time::now_ms());
-    let html = render(&Report { title: &args.title, generated: &generated, summary: &summary, timeline: &timeline, hosts: &hosts, verify: &verify });
+    let html = render(&Report {
+        title: &args.title,
+        generated: &generated,
+        summary: &summary,
+        timeline: &timeline,
+        hosts: &hosts,
+        verify: &verify,
+    });
     std::fs::write(&args.html, html).with_context(|| format!("cannot write {}", args.html.display()))?;
-    println!("wrote {} ({} hosts, log {})", args.html.display(), hosts.rows.len(), if verify.ok { "verifies" } else { "does NOT verify" });
+    println!(
+        "wrote {} ({} hosts, log {})",
+        args.html.display(),
+        hosts.rows.len(),
+        if verify.ok { "verifies" } else { "does NOT verify" }
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -31,11 +31,19 @@ pub fn summary(args: SummaryArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = stdout();
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    writeln!(out, "files            {}  ({} lines, {} malformed)", s.input.files, s.input.lines, s.input.malformed_count)?;
+    writeln!(
+        out,
+        "files            {}  ({} lines, {} malformed)",
+        s.input.files, s.input.lines, s.input.malformed_count
+    )?;
     writeln!(out, "records          {}  from {} to {}", s.records, dash(&s.first_ts), dash(&s.last_ts))?;
     writeln!(out, "contacts         {}  from {} to {}", s.contacts, dash(&s.first_contact), dash(&s.last_contact))?;
     writeln!(out, "prohibition      {}", dash(&s.prohibition))?;
-    writeln!(out, "after it         {} contacts from {} clients", s.contacts_after_prohibition, s.clients_after_prohibition)?;
+    writeln!(
+        out,
+        "after it         {} contacts from {} clients",
+        s.contacts_after_prohibition, s.clients_after_prohibition
+    )?;
     writeln!(out, "clients          {}", s.clients)?;
     for (title, map) in [
         ("per gateway", &s.by_gateway),
@@ -86,14 +94,39 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = stdout();
-    writeln!(out, "{:<39} {:<24} {:<24} {:<24} {:>8} {:>8}  {:<28} {:<12} TOP NAMES", "CLIENT", "MACHINE", "FIRST CONTACT", "LAST CONTACT", "CONTACTS", "AFTER", "CATEGORIES", "LAYERS")?;
+    writeln!(
+        out,
+        "{:<39} {:<24} {:<24} {:<24} {:>8} {:>8}  {:<28} {:<12} TOP NAMES",
+        "CLIENT", "MACHINE", "FIRST CONTACT", "LAST CONTACT", "CONTACTS", "AFTER", "CATEGORIES", "LAYERS"
+    )?;
     for r in &h.rows {
         let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",");
-        let machine = r.machines.iter().map(|m| format!("{} {}", if m.hostname.is_empty() { "?" } else { &m.hostname }, m.mac)).collect::<Vec<_>>().join("; ");
+        let machine = r
+            .machines
+            .iter()
+            .map(|m| format!("{} {}", if m.hostname.is_empty() { "?" } else { &m.hostname }, m.mac))
+            .collect::<Vec<_>>()
+            .join("; ");
         let names = r.top_names.iter().map(|(n, c)| format!("{n}({c})")).collect::<Vec<_>>().join(" ");
-        writeln!(out, "{:<39} {:<24} {:<24} {:<24} {:>8} {:>8}  {:<28} {:<12} {names}", r.client.to_string(), if machine.is_empty() { "-".into() } else { machine }, r.first_contact, r.last_contact, r.contacts, r.after_prohibition, join(&r.categories), join(&r.layers))?;
+        writeln!(
+            out,
+            "{:<39} {:<24} {:<24} {:<24} {:>8} {:>8}  {:<28} {:<12} {names}",
+            r.client.to_string(),
+            if machine.is_empty() { "-".into() } else { machine },
+            r.first_contact,
+            r.last_contact,
+            r.contacts,
+            r.after_prohibition,
+            join(&r.categories),
+            join(&r.layers)
+        )?;
     }
-    writeln!(out, "{} clients; AFTER = contacts at or after the prohibition ({})", h.rows.len(), h.prohibition.as_deref().unwrap_or("none"))?;
+    writeln!(
+        out,
+        "{} clients; AFTER = contacts at or after the prohibition ({})",
+        h.rows.len(),
+        h.prohibition.as_deref().unwrap_or("none")
+    )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -42,7 +42,20 @@ fn print_human(o: &Outcome) -> anyhow::Result<()> {
             (Some(a), Some(b)) => format!("seq {a}..{b}"),
             _ => "no records".into(),
         };
-        writeln!(out, "gateway {}: {} records, {range}, {} file(s), {} start(s), {} checkpoint(s){}", c.host, c.records, c.files.len(), c.starts, c.checkpoints, if o.signatures_checked { format!(", {} signature(s) valid", c.checkpoints_verified) } else { String::new() })?;
+        writeln!(
+            out,
+            "gateway {}: {} records, {range}, {} file(s), {} start(s), {} checkpoint(s){}",
+            c.host,
+            c.records,
+            c.files.len(),
+            c.starts,
+            c.checkpoints,
+            if o.signatures_checked {
+                format!(", {} signature(s) valid", c.checkpoints_verified)
+            } else {
+                String::new()
+            }
+        )?;
     }
     let line = |out: &mut dyn Write, tag: &str, f: &Finding| {
         let at = if f.line == 0 { f.file.display().to_string() } else { format!("{}:{}", f.file.display(), f.line) };
@@ -62,7 +75,14 @@ fn print_human(o: &Outcome) -> anyhow::Result<()> {
     }
     let sig = if o.signatures_checked { "signatures checked" } else { "signatures NOT checked (no --key)" };
     let verdict = if o.ok { "OK" } else { "FAILED" };
-    writeln!(out, "{verdict}: {} files, {} records, {} problem(s), {} warning(s); {sig}", o.files, o.records, o.problems.len(), o.warnings.len())?;
+    writeln!(
+        out,
+        "{verdict}: {} files, {} records, {} problem(s), {} warning(s); {sig}",
+        o.files,
+        o.records,
+        o.problems.len(),
+        o.warnings.len()
+    )?;
     out.flush()?;
     Ok(())
 }

@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::rec::{Filter, Rec};
 use super::{ReviewError, ScanStats};
 
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
@@ -22,7 +21,12 @@ pub const CSV_HEADER: &str = "ts,gateway,seq,client,layer,name,qtype,dst,dport,a
 
 /// Writes the kept contacts to `out`. An error writing stops the export
 /// (a closed pipe is the caller's to handle).
-pub fn export(paths: &[PathBuf], filter: &Filter, format: Format, out: &mut dyn Write) -> Result<(u64, ScanStats), ExportError> {
+pub fn export(
+    paths: &[PathBuf],
+    filter: &Filter,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(u64, ScanStats), ExportError> {
     if format == Format::Csv {
         out.write_all(CSV_HEADER.as_bytes()).map_err(ExportError::Write)?;
     }

@@ -111,7 +111,12 @@ impl HostRow {
 }
 
 /// One row per client of the contacts `filter` keeps.
-pub fn hosts(paths: &[PathBuf], prohibition: Option<&str>, filter: &Filter, leases: Option<&Leases>) -> Result<Hosts, ReviewError> {
+pub fn hosts(
+    paths: &[PathBuf],
+    prohibition: Option<&str>,
+    filter: &Filter,
+    leases: Option<&Leases>,
+) -> Result<Hosts, ReviewError> {
     let mut rows: HashMap<IpAddr, HostRow> = HashMap::new();
     let input = scan(paths, |r: &Rec<'_>, ts: &str, _: &[u8]| {
         let Some(client) = r.client.filter(|_| filter.keep(r, ts)) else { return };

@@ -92,7 +92,10 @@ fn chart(h: &mut String, t: &Timeline) {
     let max = t.buckets.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
     let n = t.buckets.len() as f64;
     let bw = (w - 2.0 * pad) / n;
-    let _ = write!(h, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"contacts over time\">");
+    let _ = write!(
+        h,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"contacts over time\">"
+    );
     let _ = write!(h, "<text x=\"4\" y=\"14\" font-size=\"11\">max {max}</text>");
     let mut marked = false;
     for (i, (start, count)) in t.buckets.iter().enumerate() {
@@ -102,19 +105,46 @@ fn chart(h: &mut String, t: &Timeline) {
         let fill = if after { "#a4161a" } else { "#5b7db1" };
         if after && !marked {
             marked = true;
-            let _ = write!(h, "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#000\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"11\">prohibition</text>", pad - 10.0, ht - pad, x + 3.0, pad - 12.0);
+            let _ = write!(
+                h,
+                "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#000\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"11\">prohibition</text>",
+                pad - 10.0,
+                ht - pad,
+                x + 3.0,
+                pad - 12.0
+            );
         }
-        let _ = write!(h, "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{fill}\"><title>{} {count}</title></rect>", ht - pad - bh, (bw - 1.0).max(0.5), esc(start));
+        let _ = write!(
+            h,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{fill}\"><title>{} {count}</title></rect>",
+            ht - pad - bh,
+            (bw - 1.0).max(0.5),
+            esc(start)
+        );
     }
     let (first, last) = (&t.buckets[0].0, &t.buckets[t.buckets.len() - 1].0);
-    let _ = write!(h, "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>\n", ht - 12.0, esc(first), w - pad, ht - 12.0, esc(last));
+    let _ = write!(
+        h,
+        "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>\n",
+        ht - 12.0,
+        esc(first),
+        w - pad,
+        ht - 12.0,
+        esc(last)
+    );
     h.push_str("<p>Blue: before the prohibition; red: from the prohibition instant on.</p>\n");
 }
 
 fn hosts_table(h: &mut String, hosts: &Hosts) {
-    let _ = write!(h, "<h2>Hosts ({})</h2>\n<table id=\"hosts\"><thead><tr><th>client</th><th>machine (lease)</th><th>first contact</th><th>last contact</th><th>contacts</th><th>after prohibition</th><th>categories</th><th>layers</th><th>top names</th><th>gateways</th></tr></thead><tbody>\n", hosts.rows.len());
+    let _ = write!(
+        h,
+        "<h2>Hosts ({})</h2>\n<table id=\"hosts\"><thead><tr><th>client</th><th>machine (lease)</th><th>first contact</th><th>last contact</th><th>contacts</th><th>after prohibition</th><th>categories</th><th>layers</th><th>top names</th><th>gateways</th></tr></thead><tbody>\n",
+        hosts.rows.len()
+    );
     for r in &hosts.rows {
-        let join = |m: &std::collections::BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        let join = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        };
         let names = r.top_names.iter().map(|(n, c)| format!("{n} ({c})")).collect::<Vec<_>>().join(", ");
         let machines = r.machines.iter().map(|m| format!("{} {}", m.hostname, m.mac)).collect::<Vec<_>>().join(", ");
         let gateways = r.gateways.iter().cloned().collect::<Vec<_>>().join(", ");
@@ -137,12 +167,31 @@ fn hosts_table(h: &mut String, hosts: &Hosts) {
 }
 
 fn verification(h: &mut String, v: &Outcome) {
-    let head = if v.ok { "<p class=\"ok\">The log verifies: every line checks and links.</p>" } else { "<p class=\"fail\">The log does NOT verify.</p>" };
-    let sig = if v.signatures_checked { "Checkpoint signatures were checked." } else { "Checkpoint signatures were not checked (no public key given)." };
-    let _ = write!(h, "<h2>Verification</h2>{head}<p>{sig} {} records in {} chain(s).</p>\n<ul>", v.records, v.chains.len());
+    let head = if v.ok {
+        "<p class=\"ok\">The log verifies: every line checks and links.</p>"
+    } else {
+        "<p class=\"fail\">The log does NOT verify.</p>"
+    };
+    let sig = if v.signatures_checked {
+        "Checkpoint signatures were checked."
+    } else {
+        "Checkpoint signatures were not checked (no public key given)."
+    };
+    let _ = write!(
+        h,
+        "<h2>Verification</h2>{head}<p>{sig} {} records in {} chain(s).</p>\n<ul>",
+        v.records,
+        v.chains.len()
+    );
     for (class, list) in [("fail", &v.problems), ("warn", &v.warnings), ("", &v.notes)] {
         for f in list {
-            let _ = write!(h, "<li class=\"{class}\"><span class=\"mono\">{}:{}</span> {}</li>", esc(&f.file.display().to_string()), f.line, esc(&f.message));
+            let _ = write!(
+                h,
+                "<li class=\"{class}\"><span class=\"mono\">{}:{}</span> {}</li>",
+                esc(&f.file.display().to_string()),
+                f.line,
+                esc(&f.message)
+            );
         }
     }
     h.push_str("</ul>\n");

@@ -38,7 +38,12 @@ pub struct LineReader {
 impl LineReader {
     pub fn open(path: &Path, file: usize) -> Result<LineReader, ReviewError> {
         let reader = open_reader(path).map_err(|source| ReviewError::Open { path: path.to_owned(), source })?;
-        Ok(LineReader { reader: BufReader::with_capacity(1 << 18, reader), buf: Vec::with_capacity(1024), number: 0, file })
+        Ok(LineReader {
+            reader: BufReader::with_capacity(1 << 18, reader),
+            buf: Vec::with_capacity(1024),
+            number: 0,
+            file,
+        })
     }
 
     /// The next line, or `None` at the end of the file.

@@ -32,7 +32,8 @@ pub struct Leases {
 
 impl Leases {
     pub fn load(path: &Path) -> Result<Leases, ReviewError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReviewError::Leases { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ReviewError::Leases { path: path.to_owned(), source })?;
         Ok(Leases::parse(&text))
     }
 
@@ -125,7 +126,13 @@ fn parse_kea(text: &str) -> Vec<Lease> {
             let end = num(exp).map(|e| e.saturating_mul(1000));
             let start = end.zip(num(life)).map(|(e, l)| e - l.saturating_mul(1000));
             let hostname = host.and_then(|i| f.get(i)).map_or("", |h| h.trim()).trim_end_matches('.').to_owned();
-            Some(Lease { ip: f.get(a)?.trim().parse().ok()?, mac: f.get(hw)?.trim().to_ascii_lowercase(), hostname, start, end })
+            Some(Lease {
+                ip: f.get(a)?.trim().parse().ok()?,
+                mac: f.get(hw)?.trim().to_ascii_lowercase(),
+                hostname,
+                start,
+                end,
+            })
         })
         .collect()
 }
@@ -150,10 +157,14 @@ mod tests {
 
     #[test]
     fn dnsmasq_and_kea_files_are_read() {
-        let d = Leases::parse("1727600000 aa:bb:cc:dd:ee:ff 192.168.1.30 printer-2 01:aa\n1727600000 11:22:33:44:55:66 192.168.1.31 * *\n");
+        let d = Leases::parse(
+            "1727600000 aa:bb:cc:dd:ee:ff 192.168.1.30 printer-2 01:aa\n1727600000 11:22:33:44:55:66 192.168.1.31 * *\n",
+        );
         assert_eq!(d.at("192.168.1.30".parse().unwrap(), 0).unwrap().hostname, "printer-2");
         assert_eq!(d.len(), 2);
-        let k = Leases::parse("address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state\n192.168.1.40,de:ad:be:ef:00:01,,3600,1727600000,1,0,0,nas.lan.,0\n");
+        let k = Leases::parse(
+            "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state\n192.168.1.40,de:ad:be:ef:00:01,,3600,1727600000,1,0,0,nas.lan.,0\n",
+        );
         let lease = k.at("192.168.1.40".parse().unwrap(), 1_727_599_000_000).unwrap();
         assert_eq!((lease.hostname.as_str(), lease.start), ("nas.lan", Some(1_727_596_400_000)));
     }

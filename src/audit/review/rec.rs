@@ -110,7 +110,8 @@ impl Filter {
             && self.until.as_deref().is_none_or(|u| ts < u)
             && self.after.as_deref().is_none_or(|a| ts >= a)
             && (self.clients.is_empty() || r.client.is_some_and(|c| self.clients.iter().any(|n| n.contains(&c))))
-            && (self.categories.is_empty() || r.category.as_deref().is_some_and(|c| self.categories.iter().any(|x| x == c)))
+            && (self.categories.is_empty()
+                || r.category.as_deref().is_some_and(|c| self.categories.iter().any(|x| x == c)))
             && (self.layers.is_empty() || r.layer.as_deref().is_some_and(|l| self.layers.iter().any(|x| x == l)))
     }
 }

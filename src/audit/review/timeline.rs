@@ -44,7 +44,12 @@ pub struct Timeline {
     pub input: ScanStats,
 }
 
-pub fn timeline(paths: &[PathBuf], by: Bucket, filter: &Filter, prohibition: Option<&str>) -> Result<Timeline, ReviewError> {
+pub fn timeline(
+    paths: &[PathBuf],
+    by: Bucket,
+    filter: &Filter,
+    prohibition: Option<&str>,
+) -> Result<Timeline, ReviewError> {
     let mut counts = BTreeMap::new();
     let input = scan(paths, |r: &Rec<'_>, ts: &str, _: &[u8]| {
         if filter.keep(r, ts) {

@@ -192,10 +192,18 @@ impl<'k> Walk<'k> {
             if line.torn {
                 let text = format!("torn last line: {} bytes without a newline", line.bytes.len());
                 if last_file {
-                    let text = format!("{text} (a crash cut the last write short; warden moves it aside and writes a `recovered` record at its next start)");
+                    let text = format!(
+                        "{text} (a crash cut the last write short; warden moves it aside and writes a `recovered` record at its next start)"
+                    );
                     out.add(Severity::Warning, path, n, "torn-tail", text);
                 } else {
-                    out.add(Severity::Problem, path, n, "torn-line", format!("{text}, but the chain continues in a later file"));
+                    out.add(
+                        Severity::Problem,
+                        path,
+                        n,
+                        "torn-line",
+                        format!("{text}, but the chain continues in a later file"),
+                    );
                 }
                 break;
             }
@@ -207,7 +215,13 @@ impl<'k> Walk<'k> {
             let hash = match check_hash(line.bytes) {
                 Ok(h) => Some(h.to_owned()),
                 Err(e) => {
-                    out.add(Severity::Problem, path, n, "bad-hash", format!("{e} (the line was edited or is not a record)"));
+                    out.add(
+                        Severity::Problem,
+                        path,
+                        n,
+                        "bad-hash",
+                        format!("{e} (the line was edited or is not a record)"),
+                    );
                     None
                 }
             };
@@ -223,7 +237,15 @@ impl<'k> Walk<'k> {
         Ok(())
     }
 
-    fn line(&mut self, v: &VLine<'_>, hash: Option<String>, path: &Path, n: u64, first_in_file: bool, out: &mut Outcome) {
+    fn line(
+        &mut self,
+        v: &VLine<'_>,
+        hash: Option<String>,
+        path: &Path,
+        n: u64,
+        first_in_file: bool,
+        out: &mut Outcome,
+    ) {
         self.link(v, path, n, first_in_file, out);
         self.report.first_seq.get_or_insert(v.seq);
         self.report.last_seq = Some(v.seq);
@@ -238,7 +260,13 @@ impl<'k> Walk<'k> {
     }
 
     fn link(&mut self, v: &VLine<'_>, path: &Path, n: u64, first_in_file: bool, out: &mut Outcome) {
-        let missing = |before| Missing { before, after: v.seq, prev_hash: v.prev_hash.to_string(), file: path.to_owned(), line: n };
+        let missing = |before| Missing {
+            before,
+            after: v.seq,
+            prev_hash: v.prev_hash.to_string(),
+            file: path.to_owned(),
+            line: n,
+        };
         if self.at_start {
             if v.seq != 1 || v.prev_hash != GENESIS {
                 self.missing.push(missing(0));
@@ -254,7 +282,10 @@ impl<'k> Walk<'k> {
             return;
         }
         if v.prev_hash != phash.as_str() {
-            let text = format!("broken link: prev_hash is {}, the previous line's hash is {phash} (a line before it was deleted, inserted, reordered or edited)", v.prev_hash);
+            let text = format!(
+                "broken link: prev_hash is {}, the previous line's hash is {phash} (a line before it was deleted, inserted, reordered or edited)",
+                v.prev_hash
+            );
             out.add(Severity::Problem, path, n, "broken-link", text);
         }
         if v.seq != pseq + 1 {
@@ -274,13 +305,18 @@ impl<'k> Walk<'k> {
                     out.add(Severity::Note, path, n, "retention", msg.to_owned());
                 }
             }
-            "recovered" => out.add(Severity::Note, path, n, "recovered", format!("torn tail recovered after a crash: {msg}")),
-            "loss" => out.add(Severity::Warning, path, n, "loss", format!("{} records lost: {msg}", v.count.unwrap_or(0))),
+            "recovered" => {
+                out.add(Severity::Note, path, n, "recovered", format!("torn tail recovered after a crash: {msg}"))
+            }
+            "loss" => {
+                out.add(Severity::Warning, path, n, "loss", format!("{} records lost: {msg}", v.count.unwrap_or(0)))
+            }
             "failure" => out.add(Severity::Warning, path, n, "failure", msg.to_owned()),
             "start" => {
                 self.report.starts += 1;
                 if !self.stopped {
-                    let text = "start without a stop before it: the previous run ended abruptly (crash, kill or power loss)";
+                    let text =
+                        "start without a stop before it: the previous run ended abruptly (crash, kill or power loss)";
                     out.add(Severity::Note, path, n, "unclean-stop", text.into());
                 }
                 self.stopped = false;
@@ -296,7 +332,8 @@ impl<'k> Walk<'k> {
             return out.add(Severity::Problem, path, n, "checkpoint", "checkpoint record without its signature".into());
         };
         if cp.seq + 1 != v.seq || cp.hash != v.prev_hash {
-            let text = format!("checkpoint signs seq {} but sits at seq {} (it must sign the line before it)", cp.seq, v.seq);
+            let text =
+                format!("checkpoint signs seq {} but sits at seq {} (it must sign the line before it)", cp.seq, v.seq);
             return out.add(Severity::Problem, path, n, "checkpoint", text);
         }
         let Some(key) = self.key else { return };
@@ -320,7 +357,9 @@ impl<'k> Walk<'k> {
                     let text = format!("warden was not running for {mins} min (last record at {from})");
                     out.add(Severity::Note, path, n, "downtime", text);
                 } else {
-                    let text = format!("gap: no record for {mins} min since {from}, longer than the heartbeat interval ({interval} s)");
+                    let text = format!(
+                        "gap: no record for {mins} min since {from}, longer than the heartbeat interval ({interval} s)"
+                    );
                     out.add(Severity::Warning, path, n, "gap", text);
                 }
             }
@@ -334,9 +373,16 @@ impl<'k> Walk<'k> {
         for m in &self.missing {
             if !explained(&self.retention, m) {
                 let text = if m.before == 0 {
-                    format!("the chain starts at seq {} (prev_hash {}), not at seq 1: earlier records are missing and no retention record explains it", m.after, m.prev_hash)
+                    format!(
+                        "the chain starts at seq {} (prev_hash {}), not at seq 1: earlier records are missing and no retention record explains it",
+                        m.after, m.prev_hash
+                    )
                 } else {
-                    format!("seq {}..{} missing between files: deleted or a file is not given, and no retention record explains it", m.before + 1, m.after - 1)
+                    format!(
+                        "seq {}..{} missing between files: deleted or a file is not given, and no retention record explains it",
+                        m.before + 1,
+                        m.after - 1
+                    )
                 };
                 out.add(Severity::Problem, &m.file, m.line, "missing-records", text);
             }
@@ -344,15 +390,29 @@ impl<'k> Walk<'k> {
         let r = self.report;
         let first = r.files.first().cloned().unwrap_or_default();
         match self.key {
-            None => out.add(Severity::Note, &first, 0, "signatures", format!("{}: signatures not checked (no --key): a chain rewritten from the start would pass", r.host)),
+            None => out.add(
+                Severity::Note,
+                &first,
+                0,
+                "signatures",
+                format!("{}: signatures not checked (no --key): a chain rewritten from the start would pass", r.host),
+            ),
             Some(key) if r.checkpoints_verified == 0 => {
-                let text = format!("{}: no checkpoint signed by key {}: the chain may have been rewritten", r.host, sign::key_id(key));
+                let text = format!(
+                    "{}: no checkpoint signed by key {}: the chain may have been rewritten",
+                    r.host,
+                    sign::key_id(key)
+                );
                 out.add(Severity::Problem, &first, 0, "unsigned", text);
             }
             Some(_) => {
                 let (signed, last) = (r.last_signed_seq.unwrap_or(0), r.last_seq.unwrap_or(0));
                 if last > signed {
-                    let text = format!("{}: seq {}..{last} come after the last signed checkpoint and are covered by the chain only", r.host, signed + 1);
+                    let text = format!(
+                        "{}: seq {}..{last} come after the last signed checkpoint and are covered by the chain only",
+                        r.host,
+                        signed + 1
+                    );
                     out.add(Severity::Note, r.files.last().unwrap_or(&first), 0, "unsigned-tail", text);
                 }
             }
@@ -362,8 +422,13 @@ impl<'k> Walk<'k> {
 }
 
 /// Whether retention records cover `before+1 .. after-1` as one run that
-/// ends in the hash the next line links to.
+/// ends in the hash the next line links to. At the start of the given
+/// files (`before == 0`) the file just before is enough: the records that
+/// told of older deletions were themselves deleted later.
 fn explained(retention: &HashMap<u64, (u64, String)>, m: &Missing) -> bool {
+    if m.before == 0 {
+        return retention.get(&(m.after - 1)).is_some_and(|(_, h)| *h == m.prev_hash);
+    }
     let mut end = m.after - 1;
     let mut want = m.prev_hash.as_str();
     loop {
