@@ -35,6 +35,8 @@ pub mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_durable;
 
 pub use chain::{ChainError, ChainLink, GENESIS, check_line, encode};
 pub use contact::contact_record;

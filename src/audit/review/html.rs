@@ -76,7 +76,7 @@ fn figures(h: &mut String, r: &Report<'_>) {
     for (label, value) in figs {
         let _ = write!(h, "<div class=\"fig\"><b>{}</b>{}</div>", esc(&value), esc(label));
     }
-    let _ = write!(h, "<div class=\"fig\"><b>{verdict}</b>log verification</div></div>\n");
+    let _ = writeln!(h, "<div class=\"fig\"><b>{verdict}</b>log verification</div></div>");
     if let Some(p) = &s.prohibition {
         let _ = writeln!(h, "<p>Prohibition in force from <span class=\"mono\">{}</span>.</p>", esc(p));
     }
@@ -84,7 +84,7 @@ fn figures(h: &mut String, r: &Report<'_>) {
 
 fn chart(h: &mut String, t: &Timeline) {
     let (w, ht, pad) = (1100.0_f64, 260.0_f64, 40.0_f64);
-    let _ = write!(h, "<h2>Contacts per {}</h2>\n", if t.by == super::timeline::Bucket::Day { "day" } else { "hour" });
+    let _ = writeln!(h, "<h2>Contacts per {}</h2>", if t.by == super::timeline::Bucket::Day { "day" } else { "hour" });
     if t.buckets.is_empty() {
         h.push_str("<p>No contacts.</p>\n");
         return;
@@ -123,9 +123,9 @@ fn chart(h: &mut String, t: &Timeline) {
         );
     }
     let (first, last) = (&t.buckets[0].0, &t.buckets[t.buckets.len() - 1].0);
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>\n",
+        "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>",
         ht - 12.0,
         esc(first),
         w - pad,
