@@ -42,7 +42,7 @@ const NAMES: &[(&str, &str)] = &[
 fn contact(i: u64, ts: DateTime<Utc>) -> Record {
     let client = IpAddr::from([10, (i >> 16) as u8 & 3, (i >> 8) as u8, i as u8]);
     let (name, category) = NAMES[(i % NAMES.len() as u64) as usize];
-    Record::contact(ts, client, if i % 7 == 0 { Layer::Sni } else { Layer::Dns })
+    Record::contact(ts, client, if i.is_multiple_of(7) { Layer::Sni } else { Layer::Dns })
         .with_name(name)
         .with_qtype("A")
         .with_verdict(Action::Block, category, "domain:kaspersky.com", "prohibition")
@@ -74,7 +74,10 @@ fn bench_write(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let config = AuditConfig { channel_capacity: n as usize + 16, ..AuditConfig::new(dir.path().join("a.jsonl"), "gw1") };
+                let config = AuditConfig {
+                    channel_capacity: n as usize + 16,
+                    ..AuditConfig::new(dir.path().join("a.jsonl"), "gw1")
+                };
                 let start = Instant::now();
                 let (handle, writer) = spawn(config).expect("spawn");
                 for _ in 0..n {
@@ -97,7 +100,11 @@ fn bench_review(c: &mut Criterion) {
     let path = dir.path().join("audit.jsonl");
     let t = Instant::now();
     generate(&path, n);
-    eprintln!("generated {n} records ({} bytes) in {:.1?}", std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), t.elapsed());
+    eprintln!(
+        "generated {n} records ({} bytes) in {:.1?}",
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+        t.elapsed()
+    );
     let files = [path];
     let mut g = c.benchmark_group("audit_review");
     g.throughput(Throughput::Elements(n)).sample_size(10);
