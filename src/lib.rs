@@ -25,6 +25,8 @@ pub mod config;
 pub mod dns;
 pub mod enforce;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod matcher;
 pub mod metrics;
 pub mod packet;

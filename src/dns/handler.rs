@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::answer::{self, BlockMode};
 use super::cache::{CacheKey, Fill};
 use super::ratelimit::RateLimiter;
-use super::upstream::{Upstream, UpstreamError};
+use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
 use super::wire;
 use crate::audit::{AuditHandle, Layer};
 use crate::metrics::{Metrics, QueryResult};
@@ -86,6 +86,14 @@ impl Reply {
 /// Identity of a policy snapshot, to tell cache entries of an older one.
 pub(super) fn policy_id(policy: &Arc<Policy>) -> usize {
     Arc::as_ptr(policy) as *const () as usize
+}
+
+/// A query `local` could not answer: the upstream must.
+pub(super) struct Ask<'a> {
+    pub query: &'a Query,
+    pub policy: Arc<Policy>,
+    pub verdict: Verdict,
+    pub now: i64,
 }
 
 /// Why a contact was logged: the query itself or something in its answer.
@@ -194,26 +202,35 @@ impl Handler {
     }
 
     async fn respond(&self, req: &Message, client: IpAddr, recorded: bool) -> Reply {
+        match self.local(req, client, recorded) {
+            Ok(reply) => reply,
+            Err(ask) => self.forward(req, ask.query, client, &ask.policy, ask.verdict, ask.now).await,
+        }
+    }
+
+    /// Everything of `respond` that needs no upstream: the reply when the
+    /// query is answered here, else what `forward` needs.
+    pub(super) fn local<'a>(&self, req: &'a Message, client: IpAddr, recorded: bool) -> Result<Reply, Ask<'a>> {
         if !self.client_allowed(client) {
-            return Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Refused);
+            return Ok(Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Refused));
         }
         if req.metadata.op_code != OpCode::Query {
-            return Reply::local(answer::response_to(req, ResponseCode::NotImp), QueryResult::Unsupported);
+            return Ok(Reply::local(answer::response_to(req, ResponseCode::NotImp), QueryResult::Unsupported));
         }
         if req.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return Reply::local(answer::response_to(req, ResponseCode::BADVERS), QueryResult::Unsupported);
+            return Ok(Reply::local(answer::response_to(req, ResponseCode::BADVERS), QueryResult::Unsupported));
         }
         let [query] = req.queries.as_slice() else {
-            return Reply::local(answer::response_to(req, ResponseCode::FormErr), QueryResult::Unsupported);
+            return Ok(Reply::local(answer::response_to(req, ResponseCode::FormErr), QueryResult::Unsupported));
         };
         if query.query_class() != DNSClass::IN {
-            return Reply::local(answer::response_to(req, ResponseCode::NotImp), QueryResult::Unsupported);
+            return Ok(Reply::local(answer::response_to(req, ResponseCode::NotImp), QueryResult::Unsupported));
         }
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
-            return Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Unsupported);
+            return Ok(Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Unsupported));
         }
         if let Some(answer) = self.canary(req, query, client) {
-            return Reply::local(answer, QueryResult::Allowed);
+            return Ok(Reply::local(answer, QueryResult::Allowed));
         }
         let policy = self.policy.load_full();
         let now = now_ms();
@@ -224,9 +241,9 @@ impl Handler {
             self.record(&policy, &finding, client, query, now);
         }
         if verdict.action == Action::Block {
-            return Reply::local(self.refuse(req, query, &policy, &finding), QueryResult::Blocked);
+            return Ok(Reply::local(self.refuse(req, query, &policy, &finding), QueryResult::Blocked));
         }
-        self.forward(req, query, client, &policy, verdict, now).await
+        Err(Ask { query, policy, verdict, now })
     }
 
     pub(super) fn client_allowed(&self, client: IpAddr) -> bool {
@@ -258,6 +275,21 @@ impl Handler {
             }
         };
         self.metrics.upstream_answer(started.elapsed());
+        self.answered(req, query, client, policy, verdict, now, upstream)
+    }
+
+    /// The reply built from the upstream's answer, after the answer check.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answered(
+        &self,
+        req: &Message,
+        query: &Query,
+        client: IpAddr,
+        policy: &Arc<Policy>,
+        verdict: Verdict,
+        now: i64,
+        upstream: UpstreamAnswer,
+    ) -> Reply {
         let finding = check_answer(policy, &upstream.answers, now);
         if let Some(f) = &finding {
             self.record(policy, f, client, query, now);
@@ -332,7 +364,7 @@ fn check_answer(policy: &Policy, answers: &[Record], now: i64) -> Option<Finding
 }
 
 /// What the fast path caches for an encoded upstream answer.
-fn fill_for(req: &Message, encoded: &[u8], valid_until: Option<i64>, policy: usize) -> Option<Fill> {
+pub(super) fn fill_for(req: &Message, encoded: &[u8], valid_until: Option<i64>, policy: usize) -> Option<Fill> {
     let query = req.queries.first()?;
     let tc = encoded.get(2).is_some_and(|b| b & 0x02 != 0);
     let rcode = encoded.get(3).map(|b| b & 0x0f);
@@ -356,7 +388,7 @@ fn clamp(mut record: Record, cap: Option<u32>) -> Record {
 }
 
 /// The SERVFAIL for an upstream failure, and the failure's metric kind.
-fn upstream_failure(req: &Message, error: &UpstreamError) -> (Message, &'static str) {
+pub(super) fn upstream_failure(req: &Message, error: &UpstreamError) -> (Message, &'static str) {
     let (rcode, ede, text, kind) = match error {
         UpstreamError::Timeout(_) => (ResponseCode::ServFail, 22, "upstream timeout", "timeout"),
         UpstreamError::Rcode(ResponseCode::Refused) => (ResponseCode::ServFail, 23, "upstream refused", "refused"),

@@ -11,6 +11,7 @@ mod answer;
 mod cache;
 mod counting;
 mod fast;
+mod fuzz;
 mod handler;
 pub mod ratelimit;
 mod server;
@@ -25,6 +26,9 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub use answer::BlockMode;
+/// Fuzzing entry point, not an API: see [`crate::fuzzing`].
+#[doc(hidden)]
+pub use fuzz::request as fuzz_request;
 pub use handler::{DnsStats, Handler, HandlerConfig, Transport};
 pub use server::{Limits, Listeners, ServerError, StdListeners, serve};
 pub use upstream::{Upstream, UpstreamError};

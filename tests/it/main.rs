@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod dns_blocking;
 mod export;
+mod faults;
 mod malformed;
 mod metrics;
 mod netns_gateway;
