@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::audit::FsyncPolicy;
+use crate::audit::compress::Compression;
+use crate::audit::retention::Hold;
+use crate::audit::syslog::SyslogConfig;
 use crate::dns::DnsConfig;
 use crate::dns::ratelimit::RateLimitConfig;
 use crate::policy::{Problem, Problems};
@@ -77,6 +81,32 @@ pub struct AuditSettings {
     pub channel_capacity: usize,
     /// Flush (and fsync) at least this often, in milliseconds.
     pub flush_interval_ms: u64,
+    /// `interval` (write + fdatasync every flush interval) or `record`
+    /// (after every record). See docs/audit-log.md.
+    pub fsync: FsyncPolicy,
+    /// A `heartbeat` record this often, in seconds (0: none).
+    pub heartbeat_interval_s: u64,
+    /// Ed25519 key (`warden audit keygen`) for signed `checkpoint` records;
+    /// must live outside the log directory. None: no checkpoints.
+    pub signing_key: Option<PathBuf>,
+    /// A `checkpoint` this often, in seconds (and at rotation and stop).
+    pub checkpoint_interval_s: u64,
+    /// Rotate the live file at this size in bytes (None: never by size).
+    pub rotate_max_bytes: Option<u64>,
+    /// Rotate when the live file's first record is this old, in seconds.
+    pub rotate_max_age_s: Option<u64>,
+    /// Compress closed files: `none`, `gzip` or `zstd`.
+    pub compress: Compression,
+    /// Keep at most this many closed files (files without contacts go first).
+    pub keep_files: Option<usize>,
+    /// Delete closed files older than this many days.
+    pub keep_days: Option<u64>,
+    /// Closed files holding vendor contacts: this many days instead.
+    pub keep_contact_days: Option<u64>,
+    /// Time ranges never deleted (`START/END`, RFC 3339).
+    pub hold: Vec<Hold>,
+    /// Ship records to syslog (RFC 5424), `[audit.syslog]`.
+    pub syslog: Option<SyslogConfig>,
 }
 
 impl Default for AuditSettings {
@@ -86,6 +116,18 @@ impl Default for AuditSettings {
             host: None,
             channel_capacity: 65_536,
             flush_interval_ms: 1000,
+            fsync: FsyncPolicy::Interval,
+            heartbeat_interval_s: 300,
+            signing_key: None,
+            checkpoint_interval_s: 3600,
+            rotate_max_bytes: None,
+            rotate_max_age_s: None,
+            compress: Compression::None,
+            keep_files: None,
+            keep_days: None,
+            keep_contact_days: None,
+            hold: Vec::new(),
+            syslog: None,
         }
     }
 }
@@ -194,5 +236,17 @@ mod tests {
         ] {
             assert!(err.contains(want), "missing {want:?} in:\n{err}");
         }
+    }
+
+    #[test]
+    fn audit_durability_settings_parse_and_bad_holds_are_errors_with_position() {
+        let text = "[audit]\nfsync = \"record\"\ncompress = \"zstd\"\nrotate_max_bytes = 1000000\n\
+                    hold = [\"2024-09-01T00:00:00Z/2025-01-01T00:00:00Z\"]\n\
+                    [audit.syslog]\naddress = \"127.0.0.1:514\"\nprotocol = \"tcp\"\n";
+        let c = Config::parse(text, "c.toml").unwrap();
+        assert_eq!((c.audit.fsync, c.audit.compress, c.audit.hold.len()), (FsyncPolicy::Record, Compression::Zstd, 1));
+        assert!(c.audit.syslog.is_some_and(|s| s.protocol == crate::audit::syslog::Protocol::Tcp));
+        let err = Config::parse("[audit]\nhold = [\"2024-09-01/x\"]\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:2:"), "{err}");
     }
 }

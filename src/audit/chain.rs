@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use super::record::{Layer, PolicyRef, Record, RecordType};
+use super::record::{Checkpoint, Heartbeat, Layer, PolicyRef, Record, RecordType, Retention};
 use crate::policy::Action;
 
 /// `prev_hash` of the first record of a log: 64 zeros.
@@ -77,7 +77,14 @@ pub(crate) fn encode_into(
 /// Checks a line's own hash (a trailing `\n` is allowed) and returns its
 /// chain fields. Whether it links to the line before is the caller's job.
 pub fn check_line(line: &str) -> Result<ChainLink, ChainError> {
-    let text = line.strip_suffix('\n').unwrap_or(line).as_bytes();
+    check_hash(line.as_bytes())?;
+    parse_link(line)
+}
+
+/// Checks a line's own hash (a trailing `\n` is allowed) without parsing
+/// it, and returns the stored hash.
+pub fn check_hash(line: &[u8]) -> Result<&str, ChainError> {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
     let cut = text.len().checked_sub(HASH_SUFFIX_LEN).ok_or(ChainError::NoHash)?;
     let (body, suffix) = text.split_at(cut);
     let stored = &suffix[HASH_KEY.len()..HASH_KEY.len() + 64];
@@ -89,7 +96,8 @@ pub fn check_line(line: &str) -> Result<ChainLink, ChainError> {
         let stored = String::from_utf8_lossy(stored).into_owned();
         return Err(ChainError::HashMismatch { stored, computed });
     }
-    parse_link(line)
+    // Lowercase hex digits are ASCII, so this never fails.
+    std::str::from_utf8(stored).map_err(|_| ChainError::NoHash)
 }
 
 /// Reads `seq`, `prev_hash` and `hash` without checking the hash. The whole
@@ -165,6 +173,12 @@ struct Body<'a> {
     first_ts: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_ts: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<&'a Checkpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<&'a Heartbeat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<&'a Retention>,
     prev_hash: &'a str,
 }
 
@@ -192,6 +206,9 @@ impl<'a> Body<'a> {
             enforced: r.enforced,
             first_ts: r.first_ts.map(Millis),
             last_ts: r.last_ts.map(Millis),
+            checkpoint: r.checkpoint.as_ref(),
+            heartbeat: r.heartbeat.as_ref(),
+            retention: r.retention.as_ref(),
             prev_hash,
         }
     }
@@ -202,9 +219,14 @@ struct Millis(DateTime<Utc>);
 
 impl Serialize for Millis {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Several times faster than `format("%Y-...%.3fZ")`, same text.
-        s.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+        s.serialize_str(&format_ts(&self.0))
     }
+}
+
+/// A record's `ts` as written: RFC 3339 UTC, milliseconds, `Z`.
+pub fn format_ts(ts: &DateTime<Utc>) -> String {
+    // Several times faster than `format("%Y-...%.3fZ")`, same text.
+    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

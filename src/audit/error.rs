@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use super::chain::ChainError;
+use super::sign::SignError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -66,4 +67,11 @@ pub enum AuditError {
     },
     #[error("the audit writer thread panicked")]
     Join,
+    #[error("cannot load the checkpoint signing key")]
+    Key(#[source] SignError),
+    #[error(
+        "the signing key {key} is in the audit log's directory; keep it elsewhere \
+         (whoever can rewrite the log must not be able to re-sign it)"
+    )]
+    KeyInLogDir { key: PathBuf },
 }

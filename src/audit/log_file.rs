@@ -6,8 +6,11 @@
 use std::fs::File;
 use std::io::{self, Write};
 
+use chrono::{DateTime, Utc};
+
 use super::chain::{self, ChainError, ChainLink, GENESIS};
-use super::record::Record;
+use super::record::{Record, RecordType};
+use super::syslog::Shipper;
 
 /// Buffered bytes at which the writer appends without waiting for the timer.
 const FLUSH_AT: usize = 64 * 1024;
@@ -60,6 +63,19 @@ pub(crate) struct LogFile<S: Sink> {
     unsynced: bool,
     /// A failed write may have left bytes past `committed_len`.
     must_cut: bool,
+    /// What the current file holds, for naming it when it is closed.
+    pub span: FileSpan,
+    /// Ships written lines to syslog, if configured.
+    pub shipper: Option<Shipper>,
+}
+
+/// The chain and time span of the current file, and whether it holds
+/// contacts (`true` when unknown: a file continued after a restart).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FileSpan {
+    pub first: Option<(u64, DateTime<Utc>)>,
+    pub last_ts: Option<DateTime<Utc>>,
+    pub contacts: bool,
 }
 
 impl<S: Sink> LogFile<S> {
@@ -79,7 +95,31 @@ impl<S: Sink> LogFile<S> {
             buffered_submitted: 0,
             unsynced: false,
             must_cut: false,
+            span: FileSpan::default(),
+            shipper: None,
         }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Seq and hash of the last record, buffered ones included.
+    pub fn head(&self) -> (u64, &str) {
+        (self.head.seq, &self.head.hash)
+    }
+
+    /// Length of the file once the buffer is written out.
+    pub fn pending_len(&self) -> u64 {
+        self.committed_len + self.buf.len() as u64
+    }
+
+    /// Continues the chain in a new, empty file. The buffer must have been
+    /// written out (the caller writes out before rotating).
+    pub fn replace_sink(&mut self, sink: S) -> S {
+        self.committed_len = 0;
+        self.span = FileSpan::default();
+        std::mem::replace(&mut self.sink, sink)
     }
 
     /// Seq of the last record written to the file.
@@ -98,6 +138,9 @@ impl<S: Sink> LogFile<S> {
         let hash = chain::encode_into(&mut self.buf, record, seq, &self.head.hash, &self.host)?;
         self.head = Head { seq, hash };
         self.buffered_submitted += u64::from(submitted);
+        self.span.first.get_or_insert((seq, record.ts));
+        self.span.last_ts = Some(record.ts);
+        self.span.contacts |= record.kind == RecordType::Contact;
         Ok(())
     }
 
@@ -119,6 +162,9 @@ impl<S: Sink> LogFile<S> {
             Ok(()) => {
                 self.committed_len += self.buf.len() as u64;
                 self.committed = self.head.clone();
+                if let Some(shipper) = &mut self.shipper {
+                    shipper.ship(&self.buf, &self.host);
+                }
                 self.buf.clear();
                 self.unsynced = true;
                 Ok(written)

@@ -25,6 +25,16 @@ pub enum RecordType {
     Recovered,
     /// A policy was loaded or replaced.
     Policy,
+    /// A signed chain head (Ed25519), see `checkpoint`.
+    Checkpoint,
+    /// The writer is alive; counters since the last one, see `heartbeat`.
+    Heartbeat,
+    /// A closed log file was deleted by the retention limit, see `retention`.
+    Retention,
+    /// The first record of a new file after rotation.
+    Rotate,
+    /// Enforcement stopped being active (or could not start).
+    Failure,
 }
 
 /// Where the contact was seen.
@@ -106,6 +116,50 @@ pub struct Record {
     pub first_ts: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ts: Option<DateTime<Utc>>,
+    /// For `checkpoint` records: the signed chain head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+    /// For `heartbeat` records: counters since the previous heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
+    /// For `retention` records: the file that was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// A signed chain head: `seq` and `hash` of the record just before the
+/// checkpoint, signed with the writer's Ed25519 key (see `audit::sign`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    /// Key id: the first 16 hex digits of SHA-256 over the public key.
+    pub key: String,
+    /// Ed25519 signature, 128 lowercase hex digits.
+    pub sig: String,
+}
+
+/// Liveness and counters since the previous heartbeat (or `start`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The heartbeat interval in seconds: a longer silence is a gap.
+    pub interval_s: u64,
+    /// Submitted records written since the previous heartbeat.
+    pub written: u64,
+    /// Submitted records lost since the previous heartbeat.
+    pub dropped: u64,
+    /// Whether enforcement (the DNS server) was active at this instant.
+    pub enforcing: bool,
+}
+
+/// A closed file deleted by the retention limit: its name and the chain
+/// span it held, so the next file's first `prev_hash` stays explained.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub file: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub last_hash: String,
 }
 
 impl Record {
@@ -132,6 +186,9 @@ impl Record {
             enforced: None,
             first_ts: None,
             last_ts: None,
+            checkpoint: None,
+            heartbeat: None,
+            retention: None,
         }
     }
 

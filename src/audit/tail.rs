@@ -115,6 +115,11 @@ fn move_torn(log: &File, path: &Path, torn: &[u8], complete_len: u64) -> Result<
     Ok((torn.len() as u64, side))
 }
 
+/// A new live file after rotation (created, or appended to if it exists).
+pub(crate) fn create_new_log(path: &Path) -> std::io::Result<File> {
+    create_append().open(path)
+}
+
 /// Append, create if missing; a new file is readable by owner and group only
 /// (it names clients).
 fn create_append() -> OpenOptions {

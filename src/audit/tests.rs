@@ -202,7 +202,8 @@ fn failed_writes_are_counted_cut_off_and_writing_resumes() {
     let path = dir.path().join("audit.jsonl");
     let fail = Arc::new(AtomicBool::new(false));
     let sink_fail = Arc::clone(&fail);
-    let (handle, pending) = prepare(config(&path), |file| DiskFull { file, fail: sink_fail }).unwrap();
+    let (handle, pending) =
+        prepare(config(&path), move |file| DiskFull { file, fail: Arc::clone(&sink_fail) }).unwrap();
     fail.store(true, Relaxed);
     for i in 0..3 {
         assert!(handle.submit(contact(i)));

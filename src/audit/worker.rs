@@ -1,7 +1,10 @@
 //! The writer thread's loop and bookkeeping: counts what reached the file,
 //! turns drops into `loss` records, and rate-limits its error logs. It owns
-//! the `LogFile` for the thread's lifetime; nothing else touches it.
+//! the `LogFile` for the thread's lifetime; nothing else touches it. Its
+//! timed duties (heartbeat, checkpoint) are in `duties`, rotation and
+//! retention in `rotate`.
 
+use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,12 +13,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use ed25519_dalek::SigningKey;
 
+use super::duties::Timers;
 use super::error::AuditError;
 use super::handle::{AuditStats, RateLimit};
 use super::log_file::{LogFile, Sink};
 use super::record::{Record, RecordType};
-use super::writer::WriterSummary;
+use super::writer::{AuditConfig, FsyncPolicy, WriterSummary};
 
 /// Losses already told in a `loss` record.
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,26 +33,43 @@ struct Reported {
 const BATCH_PAUSE: Duration = Duration::from_millis(2);
 
 pub(crate) struct Worker<S: Sink> {
-    log: LogFile<S>,
-    stats: Arc<AuditStats>,
-    path: PathBuf,
+    pub(super) log: LogFile<S>,
+    pub(super) stats: Arc<AuditStats>,
+    pub(super) path: PathBuf,
     flush_interval: Duration,
+    pub(super) config: AuditConfig,
+    pub(super) key: Option<SigningKey>,
+    pub(super) wrap: Box<dyn Fn(File) -> S + Send>,
+    pub(super) timers: Timers,
+    /// Compression of the last closed file, running beside the writer.
+    pub(super) compressing: Option<std::thread::JoinHandle<()>>,
     /// Including `loss` records still in the buffer.
     reported: Reported,
     /// Only `loss` records that reached the file.
     reported_committed: Reported,
     /// Submitted records this writer lost to failed writes.
     write_failed: u64,
-    error_log: RateLimit,
+    pub(super) error_log: RateLimit,
 }
 
 impl<S: Sink> Worker<S> {
-    pub fn new(log: LogFile<S>, stats: Arc<AuditStats>, path: PathBuf, flush_interval: Duration) -> Self {
+    pub fn new(
+        log: LogFile<S>,
+        stats: Arc<AuditStats>,
+        config: AuditConfig,
+        key: Option<SigningKey>,
+        wrap: Box<dyn Fn(File) -> S + Send>,
+    ) -> Self {
         Worker {
             log,
             stats,
-            path,
-            flush_interval,
+            path: config.path.clone(),
+            flush_interval: config.flush_interval,
+            timers: Timers::new(&config),
+            config,
+            key,
+            wrap,
+            compressing: None,
             reported: Reported::default(),
             reported_committed: Reported::default(),
             write_failed: 0,
@@ -63,19 +85,26 @@ impl<S: Sink> Worker<S> {
             match rx.recv_timeout(interval.saturating_sub(last_flush.elapsed())) {
                 Ok(record) => {
                     self.push(&record, true);
-                    // Take what is already queued, then pause so a burst is
-                    // written as one batch instead of waking this thread (and
-                    // context-switching the query path) once per record.
-                    while let Ok(more) = rx.try_recv() {
-                        self.push(&more, true);
+                    if self.config.fsync == FsyncPolicy::Record {
+                        self.flush();
+                    } else {
+                        // Take what is already queued, then pause so a burst
+                        // is written as one batch instead of waking this
+                        // thread (and context-switching the query path) once
+                        // per record.
+                        while let Ok(more) = rx.try_recv() {
+                            self.push(&more, true);
+                            if self.log.buffer_full() {
+                                let _ = self.write_out();
+                            }
+                            // Rotation by size stays exact within a batch.
+                            self.rotate_if_due();
+                        }
                         if self.log.buffer_full() {
                             let _ = self.write_out();
                         }
+                        std::thread::sleep(BATCH_PAUSE);
                     }
-                    if self.log.buffer_full() {
-                        let _ = self.write_out();
-                    }
-                    std::thread::sleep(BATCH_PAUSE);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -85,6 +114,7 @@ impl<S: Sink> Worker<S> {
                 self.flush();
                 last_flush = Instant::now();
             }
+            self.duties();
         }
         self.stop()
     }
@@ -100,6 +130,10 @@ impl<S: Sink> Worker<S> {
         let text =
             format!("audit writer stopping: {written} records written, {dropped} dropped, {write_errors} write errors");
         self.push(&Record::event(Utc::now(), RecordType::Stop, text), false);
+        self.checkpoint();
+        if let Some(job) = self.compressing.take() {
+            let _ = job.join();
+        }
         let path = self.path.clone();
         let close_err = |source| AuditError::Close { path: path.clone(), source };
         self.write_out().map_err(close_err)?;
@@ -131,7 +165,7 @@ impl<S: Sink> Worker<S> {
         }
     }
 
-    fn push(&mut self, record: &Record, submitted: bool) -> bool {
+    pub(super) fn push(&mut self, record: &Record, submitted: bool) -> bool {
         match self.log.push(record, submitted) {
             Ok(()) => true,
             Err(error) => {
@@ -145,7 +179,7 @@ impl<S: Sink> Worker<S> {
     }
 
     /// Appends the buffer; on failure counts the lost records as dropped.
-    fn write_out(&mut self) -> io::Result<()> {
+    pub(super) fn write_out(&mut self) -> io::Result<()> {
         match self.log.write_out() {
             Ok(written) => {
                 self.stats.written.fetch_add(written, Relaxed);
@@ -166,16 +200,18 @@ impl<S: Sink> Worker<S> {
         }
     }
 
-    /// Appends the buffer and fsyncs.
-    fn flush(&mut self) {
+    /// Appends the buffer and fsyncs; false if either failed.
+    pub(super) fn flush(&mut self) -> bool {
         if self.write_out().is_err() {
-            return;
+            return false;
         }
         if let Err(error) = self.log.sync() {
             self.stats.write_errors.fetch_add(1, Relaxed);
             if self.error_log.allow() {
                 tracing::error!(path = %self.path.display(), %error, "audit log fsync failed");
             }
+            return false;
         }
+        true
     }
 }

@@ -5,6 +5,12 @@
 //! Exit codes: 0 success; 1 the command failed (invalid policy or config,
 //! cannot start, upstream unusable); 2 usage error (unknown flag, bad value).
 
+mod audit;
+mod audit_export;
+mod audit_keygen;
+mod audit_report;
+mod audit_tables;
+mod audit_verify;
 mod check;
 mod export;
 mod lookup;
@@ -35,6 +41,8 @@ enum Command {
     Lookup(lookup::LookupArgs),
     /// Write the policy in force for another engine (RPZ, unbound, dnsmasq, hosts, nftables).
     Export(export::ExportArgs),
+    /// Review audit logs: verify, summary, hosts, timeline, export, report; keygen.
+    Audit(audit::AuditArgs),
 }
 
 /// Entry point of the `warden` binary.
@@ -45,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::check(args),
         Command::Lookup(args) => lookup::lookup(args),
         Command::Export(args) => export::export(args),
+        Command::Audit(args) => audit::audit(args),
     };
     match result {
         Ok(code) => code,

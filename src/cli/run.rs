@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,8 +17,9 @@ use clap::Args;
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, AuditConfig, AuditHandle};
-use crate::config::{Config, hostname};
+use crate::audit::retention::RetentionConfig;
+use crate::audit::{self, AuditConfig, AuditHandle, RotationConfig};
+use crate::config::{AuditSettings, Config, hostname};
 use crate::dns::ratelimit::RateLimiter;
 use crate::dns::{BlockMode, Handler, HandlerConfig, Limits, StdListeners, Upstream, serve};
 use crate::metrics::{Metrics, Sources};
@@ -75,6 +77,13 @@ pub struct RunArgs {
     /// Deployment mode of the packet layer.
     #[arg(long, value_enum)]
     mode: Option<crate::packet::Mode>,
+    /// Ed25519 key for signed audit checkpoints (`warden audit keygen`).
+    #[arg(long = "signing-key", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Never delete closed audit files overlapping START/END (RFC 3339;
+    /// repeatable, added to the config's `hold`).
+    #[arg(long = "hold", value_name = "START/END")]
+    hold: Vec<crate::audit::retention::Hold>,
 }
 
 /// Sockets bound while still privileged.
@@ -162,17 +171,17 @@ fn settings(args: &RunArgs) -> anyhow::Result<Config> {
     if let Some(mode) = args.mode {
         config.packet.mode = mode;
     }
+    if let Some(k) = &args.signing_key {
+        config.audit.signing_key = Some(k.clone());
+    }
+    config.audit.hold.extend(args.hold.iter().copied());
     Ok(config)
 }
 
 async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<ExitCode> {
     let listeners = bound.dns.into_tokio()?;
-    let (audit, writer) = audit::spawn(AuditConfig {
-        path: config.audit.path.clone(),
-        host: config.audit.host.clone().unwrap_or_else(hostname),
-        channel_capacity: config.audit.channel_capacity,
-        flush_interval: Duration::from_millis(config.audit.flush_interval_ms.max(1)),
-    })?;
+    let enforcing = Arc::new(AtomicBool::new(false));
+    let (audit, writer) = audit::spawn(audit_config(&config.audit, &enforcing))?;
     let upstream = Upstream::new(&config.dns.upstreams, config.dns.upstream_timeout, config.dns.cache_size)?;
     tracing::info!(policy = %policy.meta.id, hash = %policy.meta.hash, phase = %policy.phase(policy.phase_at(now_ms())).name, "policy loaded");
     let metrics = Metrics::new();
@@ -190,13 +199,16 @@ async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<
     let handler = handler(&config, &reloader, upstream, audit.clone(), &metrics, limiter);
     let handler = Arc::new(handler.with_correlator(correlator.clone()));
     let packet = super::packet_layer::start(&config, reloader.current(), audit.clone(), correlator)?;
+    let shutdown = CancellationToken::new();
+    start_side_tasks(&config, bound.metrics, &metrics, &reloader, &shutdown)?;
+    // Signal handlers before "listening": a SIGTERM right after start stops cleanly.
+    let signals = tokio::spawn(signals(Signals::install()?, shutdown.clone(), reloader, metrics.clone()));
     for addr in listeners.local_addrs() {
         tracing::info!(%addr, "listening on {addr} (udp+tcp)");
     }
-    let shutdown = CancellationToken::new();
-    start_side_tasks(&config, bound.metrics, &metrics, &reloader, &shutdown)?;
-    let signals = tokio::spawn(signals(shutdown.clone(), reloader, metrics.clone()));
     metrics.set_ready(true);
+    // DNS is enforcement: active while the listeners serve.
+    enforcing.store(true, Ordering::Relaxed);
     serve(listeners, handler, limits(&config), shutdown, GRACE).await;
     signals.abort();
     if let Some(packet) = packet {
@@ -264,15 +276,56 @@ fn start_side_tasks(
     Ok(())
 }
 
+/// The daemon's signal streams, installed before it announces itself.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind| signal(kind).context("cannot install signal handlers");
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// The writer's settings from `[audit]`.
+fn audit_config(a: &AuditSettings, enforcing: &Arc<AtomicBool>) -> AuditConfig {
+    let secs = Duration::from_secs;
+    let days = |d: u64| secs(d.saturating_mul(86_400));
+    AuditConfig {
+        channel_capacity: a.channel_capacity,
+        flush_interval: Duration::from_millis(a.flush_interval_ms.max(1)),
+        fsync: a.fsync,
+        heartbeat_interval: secs(a.heartbeat_interval_s),
+        signing_key: a.signing_key.clone(),
+        checkpoint_interval: secs(a.checkpoint_interval_s),
+        rotation: RotationConfig {
+            max_bytes: a.rotate_max_bytes,
+            max_age: a.rotate_max_age_s.map(secs),
+            compress: a.compress,
+            retention: RetentionConfig {
+                max_files: a.keep_files,
+                max_age: a.keep_days.map(days),
+                contact_max_age: a.keep_contact_days.map(days),
+                hold: a.hold.clone(),
+            },
+        },
+        syslog: a.syslog.clone(),
+        enforcing: Some(Arc::clone(enforcing)),
+        ..AuditConfig::new(&a.path, a.host.clone().unwrap_or_else(hostname))
+    }
+}
+
 /// SIGINT/SIGTERM stop the daemon; SIGHUP reloads the policy file.
-async fn signals(shutdown: CancellationToken, reloader: Arc<Reloader>, metrics: Metrics) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
+async fn signals(signals: Signals, shutdown: CancellationToken, reloader: Arc<Reloader>, metrics: Metrics) {
+    let Signals { mut term, mut int, mut hup } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -37,6 +37,20 @@ pub struct StdListeners {
     tcp: Vec<std::net::TcpListener>,
 }
 
+/// Receive buffer asked for UDP sockets, so a burst of queries waits in the
+/// kernel instead of being dropped (the kernel caps it at `net.core.rmem_max`
+/// unless we may force it).
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
+fn grow_receive_buffer(socket: &std::net::UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &UDP_RECEIVE_BUFFER).is_err()
+        && let Err(e) = setsockopt(socket, sockopt::RcvBuf, &UDP_RECEIVE_BUFFER)
+    {
+        tracing::debug!(error = %e, "cannot grow the UDP receive buffer");
+    }
+}
+
 impl StdListeners {
     /// Bind UDP and TCP on each address (TCP takes UDP's port for port 0).
     pub fn bind(addrs: &[SocketAddr]) -> Result<StdListeners, ServerError> {
@@ -46,6 +60,7 @@ impl StdListeners {
         let mut out = StdListeners { udp: Vec::new(), tcp: Vec::new() };
         for &addr in addrs {
             let udp = std::net::UdpSocket::bind(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
+            grow_receive_buffer(&udp);
             let bound = udp.local_addr().map_err(|source| ServerError::BindUdp { addr, source })?;
             let tcp =
                 std::net::TcpListener::bind(bound).map_err(|source| ServerError::BindTcp { addr: bound, source })?;

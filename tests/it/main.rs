@@ -3,7 +3,12 @@
 
 mod support;
 
+mod audit_durability;
+mod audit_fixture;
 mod audit_log;
+mod audit_report;
+mod audit_review;
+mod audit_verify;
 mod cli;
 mod config;
 mod dns_blocking;

@@ -16,8 +16,13 @@ fn header(id: u16, flags: u16, qd: u16) -> Vec<u8> {
     h
 }
 
+/// The service still answers. Retried like a stub resolver (3 tries): a
+/// burst of hundreds of datagrams can overflow the socket's receive buffer
+/// on a loaded machine, and the kernel then drops datagrams, ours included.
 fn still_serving(w: &Warden) {
-    let msg = query_udp(w.addr, "www.example.test", RecordType::A);
+    let msg = (0..3)
+        .find_map(|_| try_query_udp(w.addr, "www.example.test", RecordType::A, std::time::Duration::from_secs(2)))
+        .unwrap_or_else(|| panic!("no answer after the malformed input; warden said:\n{}", w.stderr()));
     assert_eq!(a_records(&msg), vec![Ipv4Addr::new(198, 18, 1, 1)]);
 }
 

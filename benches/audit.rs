@@ -1,0 +1,119 @@
+//! Audit log throughput: records/s written by the writer thread with the
+//! default fsync policy (write + fdatasync once per second), and records/s
+//! read by `summary` (and `verify`) over a generated log.
+//!
+//! Run: `cargo bench --bench audit`. The review log has 1,000,000 records
+//! by default; `WARDEN_BENCH_RECORDS=10000000 cargo bench --bench audit`
+//! generates the 10,000,000-record log (about 4 GB in the temp directory).
+//! Under `cargo test` the benches run once on a tiny log.
+
+use std::hint::black_box;
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use warden::audit::review::{summary, verify};
+use warden::audit::{AuditConfig, GENESIS, Layer, Record, check_line, encode, spawn};
+use warden::policy::Action;
+
+/// Whether criterion is measuring (`cargo bench`) rather than testing.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn records_for_review() -> u64 {
+    if !measuring() {
+        return 1_000;
+    }
+    std::env::var("WARDEN_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+}
+
+const NAMES: &[(&str, &str)] = &[
+    ("s10.upd.kaspersky.com", "update"),
+    ("dnl-07.geo.kaspersky.com", "update"),
+    ("ksn-file-geo.kaspersky-labs.com", "telemetry"),
+    ("activation-v2.kaspersky.com", "activation"),
+    ("www.kaspersky.com", "web"),
+];
+
+fn contact(i: u64, ts: DateTime<Utc>) -> Record {
+    let client = IpAddr::from([10, (i >> 16) as u8 & 3, (i >> 8) as u8, i as u8]);
+    let (name, category) = NAMES[(i % NAMES.len() as u64) as usize];
+    Record::contact(ts, client, if i.is_multiple_of(7) { Layer::Sni } else { Layer::Dns })
+        .with_name(name)
+        .with_qtype("A")
+        .with_verdict(Action::Block, category, "domain:kaspersky.com", "prohibition")
+        .with_policy("us-bis-kaspersky-2024", "sha256:50d858e0985ecc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c")
+}
+
+/// Writes `n` chained contact records, one every 10 ms from 2024-09-28.
+fn generate(path: &Path, n: u64) {
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
+    let mut prev = GENESIS.to_owned();
+    let t0: DateTime<Utc> = "2024-09-28T00:00:00Z".parse().expect("t0");
+    for seq in 1..=n {
+        let ts = t0 + chrono::Duration::milliseconds(seq as i64 * 10);
+        let line = encode(&contact(seq, ts), seq, &prev, "gw1").expect("encode");
+        prev = check_line(&line).expect("check").hash;
+        out.write_all(line.as_bytes()).expect("write");
+    }
+    out.flush().expect("flush");
+}
+
+fn bench_write(c: &mut Criterion) {
+    const N: u64 = 200_000;
+    let n = if measuring() { N } else { 1_000 };
+    let mut g = c.benchmark_group("audit_write");
+    g.throughput(Throughput::Elements(n)).sample_size(10).measurement_time(Duration::from_secs(20));
+    let record = contact(1, Utc::now());
+    g.bench_function("submit_to_disk_default_fsync", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let config = AuditConfig {
+                    channel_capacity: n as usize + 16,
+                    ..AuditConfig::new(dir.path().join("a.jsonl"), "gw1")
+                };
+                let start = Instant::now();
+                let (handle, writer) = spawn(config).expect("spawn");
+                for _ in 0..n {
+                    handle.submit(record.clone());
+                }
+                drop(handle);
+                let summary = writer.finish().expect("finish");
+                total += start.elapsed();
+                assert_eq!(summary.written, n);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn bench_review(c: &mut Criterion) {
+    let n = records_for_review();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let t = Instant::now();
+    generate(&path, n);
+    eprintln!(
+        "generated {n} records ({} bytes) in {:.1?}",
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+        t.elapsed()
+    );
+    let files = [path];
+    let mut g = c.benchmark_group("audit_review");
+    g.throughput(Throughput::Elements(n)).sample_size(10);
+    g.bench_function("summary", |b| {
+        b.iter(|| black_box(summary::summarize(&files, Some("2024-09-29T04:00:00.000Z")).expect("summary")))
+    });
+    g.bench_function("verify", |b| b.iter(|| black_box(verify::verify(&files, None).expect("verify"))));
+    g.finish();
+}
+
+criterion_group!(benches, bench_write, bench_review);
+criterion_main!(benches);

@@ -1,0 +1,130 @@
+//! The review's view of one line: the fields reviews count, borrowed from
+//! the line's bytes (no allocation for ordinary lines), plus instants as
+//! comparable text, and the filters of `export`.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::audit::chain::format_ts;
+
+/// The fields of a line that reviews use. Unknown fields are skipped.
+#[derive(Debug, Deserialize)]
+pub struct Rec<'a> {
+    #[serde(borrow)]
+    pub ts: Cow<'a, str>,
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub host: Cow<'a, str>,
+    #[serde(default)]
+    pub client: Option<IpAddr>,
+    #[serde(default, borrow)]
+    pub layer: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub qtype: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub dst: Option<IpAddr>,
+    #[serde(default)]
+    pub dport: Option<u16>,
+    #[serde(default, borrow)]
+    pub action: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub category: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub rule: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub phase: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub policy: Option<PolicyView<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PolicyView<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+}
+
+impl Rec<'_> {
+    pub fn is_contact(&self) -> bool {
+        self.kind == "contact"
+    }
+
+    /// `ts` in the writer's canonical form (`2024-09-29T04:00:01.123Z`), so
+    /// instants compare as text. Other RFC 3339 forms are converted.
+    pub fn canonical_ts(&self) -> Option<Cow<'_, str>> {
+        canonical(&self.ts)
+    }
+}
+
+/// Canonical text of an RFC 3339 instant; `None` if it is not one.
+pub fn canonical(ts: &str) -> Option<Cow<'_, str>> {
+    let b = ts.as_bytes();
+    let quick = b.len() == 24
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+        && b.iter().enumerate().all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23) || c.is_ascii_digit());
+    if quick {
+        return Some(Cow::Borrowed(ts));
+    }
+    let t = DateTime::parse_from_rfc3339(ts).ok()?.with_timezone(&Utc);
+    Some(Cow::Owned(format_ts(&t)))
+}
+
+/// Unix milliseconds of a canonical instant.
+pub fn millis(canonical: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(canonical).ok().map(|t| t.timestamp_millis())
+}
+
+/// Canonical text of Unix milliseconds.
+pub fn from_millis(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).map(|t| format_ts(&t)).unwrap_or_default()
+}
+
+/// Which contacts an export (or report) keeps. Instants are canonical.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub clients: Vec<IpNet>,
+    pub categories: Vec<String>,
+    pub layers: Vec<String>,
+    /// Keep only contacts at or after this instant (the prohibition).
+    pub after: Option<String>,
+}
+
+impl Filter {
+    /// Whether a contact passes (non-contacts never do).
+    pub fn keep(&self, r: &Rec<'_>, ts: &str) -> bool {
+        r.is_contact()
+            && self.since.as_deref().is_none_or(|s| ts >= s)
+            && self.until.as_deref().is_none_or(|u| ts < u)
+            && self.after.as_deref().is_none_or(|a| ts >= a)
+            && (self.clients.is_empty() || r.client.is_some_and(|c| self.clients.iter().any(|n| n.contains(&c))))
+            && (self.categories.is_empty()
+                || r.category.as_deref().is_some_and(|c| self.categories.iter().any(|x| x == c)))
+            && (self.layers.is_empty() || r.layer.as_deref().is_some_and(|l| self.layers.iter().any(|x| x == l)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_in_other_rfc3339_forms_become_canonical() {
+        assert_eq!(canonical("2024-09-29T04:00:01.123Z").unwrap(), "2024-09-29T04:00:01.123Z");
+        assert_eq!(canonical("2024-09-29T00:00:01-04:00").unwrap(), "2024-09-29T04:00:01.000Z");
+        assert!(canonical("yesterday").is_none());
+        assert_eq!(from_millis(millis("2024-09-29T04:00:01.123Z").unwrap()), "2024-09-29T04:00:01.123Z");
+    }
+}
