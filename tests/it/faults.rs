@@ -130,7 +130,7 @@ fn blocked_load(
 #[test]
 fn kill_9_under_heavy_logging_loses_only_the_tail_in_flight_and_the_chain_verifies() {
     const FLUSH_MS: u64 = 100;
-    const THREADS: usize = 6;
+    const THREADS: usize = 4;
     let up = FakeUpstream::start(zone());
     let conf_dir = tempfile::tempdir().expect("tempdir");
     let text = format!("[audit]\nflush_interval_ms = {FLUSH_MS}\n");
