@@ -100,9 +100,10 @@ impl<S: Sink> Worker<S> {
                             // Rotation by size stays exact within a batch.
                             self.rotate_if_due();
                         }
-                        if self.log.buffer_full() {
-                            let _ = self.write_out();
-                        }
+                        // Hand the batch to the kernel now (fsync stays on the
+                        // timer): a killed process then loses only what was
+                        // still queued, not a buffer's worth.
+                        let _ = self.write_out();
                         std::thread::sleep(BATCH_PAUSE);
                     }
                 }

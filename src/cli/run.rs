@@ -203,10 +203,11 @@ async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<
     start_side_tasks(&config, bound.metrics, &metrics, &reloader, &shutdown)?;
     // Signal handlers before "listening": a SIGTERM right after start stops cleanly.
     let signals = tokio::spawn(signals(Signals::install()?, shutdown.clone(), reloader, metrics.clone()));
+    // Sockets are bound and the policy is loaded: ready before announcing it.
+    metrics.set_ready(true);
     for addr in listeners.local_addrs() {
         tracing::info!(%addr, "listening on {addr} (udp+tcp)");
     }
-    metrics.set_ready(true);
     // DNS is enforcement: active while the listeners serve.
     enforcing.store(true, Ordering::Relaxed);
     serve(listeners, handler, limits(&config), shutdown, GRACE).await;
