@@ -114,8 +114,10 @@ pub fn encode(msg: &Message, limit: Option<usize>) -> Option<Vec<u8>> {
 /// UDP payload the client accepts: 512 without EDNS, else its advertised
 /// size bounded by ours.
 pub fn udp_limit(req: &Message) -> usize {
-    match &req.edns {
-        Some(e) => usize::from(e.max_payload().clamp(512, EDNS_PAYLOAD)),
-        None => 512,
-    }
+    udp_limit_for(req.edns.as_ref().map(|e| e.max_payload()))
+}
+
+/// UDP payload for a client that advertised `payload` (None: no EDNS).
+pub fn udp_limit_for(payload: Option<u16>) -> usize {
+    payload.map_or(512, |p| usize::from(p.clamp(512, EDNS_PAYLOAD)))
 }

@@ -7,11 +7,12 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use hickory_proto::rr::RecordType;
+
 use super::answer::BlockMode;
 use super::cache::AnswerCache;
-use super::handler::{Handler, policy_id};
+use super::handler::{Contact, Handler, policy_id};
 use super::wire::{self, Query};
-use crate::audit::{Layer, contact_record};
 use crate::metrics::QueryResult;
 use crate::policy::{Action, Policy, Verdict};
 use crate::time::now_ms;
@@ -29,8 +30,8 @@ impl Handler {
     /// Try to answer `buf` into `out` without leaving the worker thread.
     pub(super) fn fast_answer(&self, buf: &[u8], client: IpAddr, cache: &mut AnswerCache, out: &mut Vec<u8>) -> Fast {
         let Some(q) = wire::parse_query(buf) else { return Fast::Slow { recorded: false } };
-        self.stats.queries.fetch_add(1, Ordering::Relaxed);
         if !self.client_allowed(client) {
+            self.stats.queries.fetch_add(1, Ordering::Relaxed);
             wire::begin(out, &q, wire::RCODE_REFUSED, 0, 0);
             wire::opt(out, &q, None);
             self.metrics.query(QueryResult::Refused);
@@ -39,8 +40,14 @@ impl Handler {
         let policy = self.policy.load();
         let now = now_ms();
         let verdict = policy.decide_normalized(q.name.as_bytes(), now);
-        let logged = self.log_fast(&policy, &verdict, client, &q, now);
+        // Checked first so an unlogged query allocates nothing.
+        let logged = (verdict.action.is_logged() || self.config.log_allowed) && {
+            let name = Some(q.name.as_str().to_owned());
+            let contact = Contact { client, name, qtype: RecordType::from(q.qtype), via: None, now };
+            self.log_contact(&policy, &verdict, contact)
+        };
         if verdict.action == Action::Block {
+            self.stats.queries.fetch_add(1, Ordering::Relaxed);
             self.blocked_wire(&policy, &verdict, &q, out);
             self.metrics.query(QueryResult::Blocked);
             return Fast::Answered;
@@ -50,33 +57,13 @@ impl Handler {
         let hit = cache.answer(q.name.as_bytes(), q.qtype, flags, &q, pid, Instant::now(), now, out);
         self.metrics.answer_cache(hit);
         if hit {
+            self.stats.queries.fetch_add(1, Ordering::Relaxed);
             let result = if verdict.action == Action::Monitor { QueryResult::Monitored } else { QueryResult::Allowed };
             self.metrics.query(result);
             return Fast::Answered;
         }
-        // Count this query once: the full path counts it again.
-        self.stats.queries.fetch_sub(1, Ordering::Relaxed);
+        // The full path counts this query.
         Fast::Slow { recorded: logged }
-    }
-
-    /// Audit record for the query's own verdict; `true` when written.
-    fn log_fast(&self, policy: &Policy, verdict: &Verdict, client: IpAddr, q: &Query, now: i64) -> bool {
-        match verdict.action {
-            Action::Block => self.stats.blocked.fetch_add(1, Ordering::Relaxed),
-            Action::Monitor => self.stats.monitored.fetch_add(1, Ordering::Relaxed),
-            Action::Allow if self.config.log_allowed => 0,
-            Action::Allow => return false,
-        };
-        if let Some((_, c)) = verdict.matched.filter(|_| verdict.action != Action::Allow) {
-            self.metrics.contact("dns", &policy.category(c).name, verdict.action);
-        }
-        let mut record = contact_record(policy, verdict, now, client, Layer::Dns, Some(q.name.as_str().to_owned()));
-        record.qtype = Some(hickory_proto::rr::RecordType::from(q.qtype).to_string());
-        if let Some(c) = &self.correlator {
-            record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
-        }
-        self.audit.submit(record);
-        true
     }
 
     fn blocked_wire(&self, policy: &Policy, verdict: &Verdict, q: &Query, out: &mut Vec<u8>) {

@@ -107,7 +107,7 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
                 answers: req.answers.clone(),
                 authorities: req.authorities.clone(),
             };
-            handler.answered(&req, ask.query, client, &ask.policy, ask.verdict, ask.now, upstream)
+            handler.answered(&req, client, &ask, upstream)
         }
     };
     let Some(encoded) = answer::encode(&reply.msg, limit) else { return };

@@ -204,7 +204,7 @@ impl Handler {
     async fn respond(&self, req: &Message, client: IpAddr, recorded: bool) -> Reply {
         match self.local(req, client, recorded) {
             Ok(reply) => reply,
-            Err(ask) => self.forward(req, ask.query, client, &ask.policy, ask.verdict, ask.now).await,
+            Err(ask) => self.forward(req, client, ask).await,
         }
     }
 
@@ -254,15 +254,8 @@ impl Handler {
         allowed
     }
 
-    async fn forward(
-        &self,
-        req: &Message,
-        query: &Query,
-        client: IpAddr,
-        policy: &Arc<Policy>,
-        verdict: Verdict,
-        now: i64,
-    ) -> Reply {
+    async fn forward(&self, req: &Message, client: IpAddr, ask: Ask<'_>) -> Reply {
+        let query = ask.query;
         let started = std::time::Instant::now();
         let upstream = match self.upstream.resolve(query.name(), query.query_type()).await {
             Ok(a) => a,
@@ -275,21 +268,12 @@ impl Handler {
             }
         };
         self.metrics.upstream_answer(started.elapsed());
-        self.answered(req, query, client, policy, verdict, now, upstream)
+        self.answered(req, client, &ask, upstream)
     }
 
     /// The reply built from the upstream's answer, after the answer check.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn answered(
-        &self,
-        req: &Message,
-        query: &Query,
-        client: IpAddr,
-        policy: &Arc<Policy>,
-        verdict: Verdict,
-        now: i64,
-        upstream: UpstreamAnswer,
-    ) -> Reply {
+    pub(super) fn answered(&self, req: &Message, client: IpAddr, ask: &Ask<'_>, upstream: UpstreamAnswer) -> Reply {
+        let Ask { query, ref policy, verdict, now } = *ask;
         let finding = check_answer(policy, &upstream.answers, now);
         if let Some(f) = &finding {
             self.record(policy, f, client, query, now);
@@ -321,25 +305,50 @@ impl Handler {
 
     /// Write the audit record for a finding, when its action is logged.
     fn record(&self, policy: &Policy, finding: &Finding, client: IpAddr, query: &Query, now: i64) {
-        let action = finding.verdict.action;
-        match action {
-            Action::Block => self.stats.blocked.fetch_add(1, Ordering::Relaxed),
-            Action::Monitor => self.stats.monitored.fetch_add(1, Ordering::Relaxed),
-            Action::Allow if self.config.log_allowed && finding.via.is_none() => 0,
-            Action::Allow => return,
-        };
-        if let Some((_, c)) = finding.verdict.matched.filter(|_| action != Action::Allow) {
-            self.metrics.contact("dns", &policy.category(c).name, action);
+        if finding.verdict.action == Action::Allow && finding.via.is_some() {
+            return;
         }
         let name = crate::matcher::normalize(&query.name().to_ascii()).map(|n| n.as_str().to_owned()).ok();
-        let mut record = crate::audit::contact_record(policy, &finding.verdict, now, client, Layer::Dns, name);
-        record.qtype = Some(query.query_type().to_string());
-        record.message = finding.via.clone();
+        let contact = Contact { client, name, qtype: query.query_type(), via: finding.via.clone(), now };
+        self.log_contact(policy, &finding.verdict, contact);
+    }
+
+    /// Count a DNS contact and write its audit record when its action is
+    /// logged (block, monitor; allow only with `log_allowed`). Shared by the
+    /// fast and the full path. `true` when the record was handed to the audit
+    /// log (false: the action is not logged).
+    pub(super) fn log_contact(&self, policy: &Policy, verdict: &Verdict, contact: Contact) -> bool {
+        match verdict.action {
+            Action::Block => self.stats.blocked.fetch_add(1, Ordering::Relaxed),
+            Action::Monitor => self.stats.monitored.fetch_add(1, Ordering::Relaxed),
+            Action::Allow if self.config.log_allowed => 0,
+            Action::Allow => return false,
+        };
+        if let Some((_, c)) = verdict.matched.filter(|_| verdict.action != Action::Allow) {
+            self.metrics.contact("dns", &policy.category(c).name, verdict.action);
+        }
+        let Contact { client, name, qtype, via, now } = contact;
+        let mut record = crate::audit::contact_record(policy, verdict, now, client, Layer::Dns, name);
+        record.qtype = Some(qtype.to_string());
+        record.message = via;
         if let Some(c) = &self.correlator {
             record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
         }
+        // Written or counted as lost by the audit handle: either way done.
         self.audit.submit(record);
+        true
     }
+}
+
+/// What the DNS layer saw of one contact, for its audit record.
+pub(super) struct Contact {
+    pub client: IpAddr,
+    /// Normalised query name.
+    pub name: Option<String>,
+    pub qtype: RecordType,
+    /// What matched when it was not the query name (CNAME target, address).
+    pub via: Option<String>,
+    pub now: i64,
 }
 
 /// The strictest verdict for anything the answer points at: CNAME targets

@@ -40,7 +40,7 @@ pub struct Query<'a> {
 impl Query<'_> {
     /// Largest UDP response the client accepts (bounded by ours).
     pub fn udp_limit(&self) -> usize {
-        self.edns.map_or(512, |e| usize::from(e.payload.clamp(512, super::answer::EDNS_PAYLOAD)))
+        super::answer::udp_limit_for(self.edns.map(|e| e.payload))
     }
 }
 
