@@ -132,9 +132,8 @@ impl Handler {
     /// Bypass neutralisation: the Firefox DoH canary gets NXDOMAIN (the
     /// browser keeps using this resolver), DDR gets NODATA (no designated
     /// encrypted resolver is advertised). Both are logged.
-    fn canary(&self, req: &Message, query: &Query, client: IpAddr) -> Option<Message> {
-        let name = query.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
-        let rcode = match name.as_str() {
+    fn canary(&self, req: &Message, query: &Query, name: &str, client: IpAddr) -> Option<Message> {
+        let rcode = match name {
             "use-application-dns.net" if self.config.canary_nxdomain => ResponseCode::NXDomain,
             "_dns.resolver.arpa" if self.config.ddr_nodata => ResponseCode::NoError,
             _ => return None,
@@ -229,13 +228,17 @@ impl Handler {
         if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR | RecordType::OPT) {
             return Ok(Reply::local(answer::response_to(req, ResponseCode::Refused), QueryResult::Unsupported));
         }
-        if let Some(answer) = self.canary(req, query, client) {
+        let name = query.name().to_ascii();
+        let normalized = crate::matcher::normalize(&name).ok();
+        if let Some(answer) = normalized.as_ref().and_then(|n| self.canary(req, query, n.as_str(), client)) {
             return Ok(Reply::local(answer, QueryResult::Allowed));
         }
         let policy = self.policy.load_full();
         let now = now_ms();
-        let name = query.name().to_ascii();
-        let verdict = policy.decide(Subject::Name(&name), now);
+        let verdict = match &normalized {
+            Some(n) => policy.decide_normalized(n.as_bytes(), now),
+            None => policy.decide(Subject::Name(&name), now),
+        };
         let finding = Finding { verdict, via: None };
         if !recorded {
             self.record(&policy, &finding, client, query, now);

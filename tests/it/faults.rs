@@ -283,8 +283,17 @@ fn a_full_audit_disk_keeps_dns_answering_counts_the_loss_and_resumes() {
     assert_eq!(rcode(&query_udp(w.addr, name, RecordType::A)), ResponseCode::NXDomain);
     let resumed = w.wait_records(1, |r| r["name"] == name);
     assert_eq!(resumed.len(), 1, "writing resumed after space returned");
-    let losses = w.wait_records(1, |r| r["type"] == "loss");
-    let told: u64 = losses.iter().filter_map(|r| r["count"].as_u64()).sum();
+    // Loss records are written at flush intervals: wait (bounded) until
+    // those on disk account for what the metric counted.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let told = loop {
+        let losses = w.wait_records(1, |r| r["type"] == "loss");
+        let told: u64 = losses.iter().filter_map(|r| r["count"].as_u64()).sum();
+        if told as f64 >= dropped || Instant::now() > deadline {
+            break told;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(told as f64 >= dropped, "loss records tell {told} of {dropped} dropped");
     let mut w = w;
     assert!(w.stop().success());
