@@ -7,10 +7,13 @@
 #
 #   N=100000 DURATION=10 bench/run.sh        # N synthetic blocked domains
 #   SOAK=600 bench/run.sh                    # also: warden at 20k qps for 600 s, RSS every 10 s
+#   ONLY="limit warden" bench/run.sh         # a subset of the servers (quick iteration)
+#   WARDEN=/path/to/warden bench/run.sh      # another warden build (A/B against main)
 set -euo pipefail
 N=${N:-100000}
 DURATION=${DURATION:-10}
 SOAK=${SOAK:-0}
+ONLY=${ONLY:-limit warden unbound dnsmasq}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespace)" >&2; exit 1; }
 
@@ -20,7 +23,7 @@ for p in dnsperf nsd dnsmasq-base unbound dnsutils iproute2 util-linux; do
 done
 if ((${#need[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
 (cd "$ROOT" && cargo build --release --quiet --bin warden --example zero_responder)
-WARDEN=$ROOT/target/release/warden
+WARDEN=${WARDEN:-$ROOT/target/release/warden}
 ZERO=$ROOT/target/release/examples/zero_responder
 
 WORK=$(mktemp -d /tmp/warden-bench.XXXX)
@@ -142,21 +145,22 @@ PY
     echo "bench: $name done: ${ROW[$name]}" >&2
 }
 
-run_one limit 5305 "$ZERO" 127.0.0.1:5305
-run_one warden 5304 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5304 --upstream 127.0.0.1:5300 \
+wanted() { [[ " $ONLY " == *" $1 "* ]]; }
+wanted limit && run_one limit 5305 "$ZERO" 127.0.0.1:5305
+wanted warden && run_one warden 5304 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5304 --upstream 127.0.0.1:5300 \
     --blocklist "$WORK/blocklist.txt" --audit-log "$WORK/audit.jsonl" --allow-client 127.0.0.0/8
-run_one unbound 5302 unbound -d -c "$WORK/unbound.conf"
-run_one dnsmasq 5303 dnsmasq -k -C "$WORK/dnsmasq-block.conf" --port=5303 --listen-address=127.0.0.1 --bind-interfaces \
+wanted unbound && run_one unbound 5302 unbound -d -c "$WORK/unbound.conf"
+wanted dnsmasq && run_one dnsmasq 5303 dnsmasq -k -C "$WORK/dnsmasq-block.conf" --port=5303 --listen-address=127.0.0.1 --bind-interfaces \
     --no-resolv --no-hosts --server=127.0.0.1#5300 --cache-size=20000 --user=root
 
-field() { echo "${ROW[$1]}" | cut -d'|' -f"$2"; }
+field() { echo "${ROW[$1]:-}" | cut -d'|' -f"$2"; }
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] or 0); print('%.2f' % (a/b) if b else 'n/a')" "$1" "$2"; }
 echo
 echo "N = $N synthetic blocked domains + vendor zones; mix 25% vendor / 25% list / 50% allowed (cached), A+AAAA; $(nproc) cores: server on CPU 0, dnsperf on CPU 1"
 echo
 echo "| server | load s | RSS after load MiB | RSS after run MiB | QPS | QPS per server CPU-second | p50 / p99 ms at 10k qps | correct |"
 echo "|---|---|---|---|---|---|---|---|"
-for s in limit warden unbound dnsmasq; do
+for s in $ONLY; do
     lat=$(field $s 6)
     printf "| %s | %.2f | %s | %s | %s | %s | %s / %s | %s |\n" "$s" "$(field $s 1)" "$(field $s 2)" "$(field $s 3)" "$(field $s 4)" "$(field $s 5)" ${lat% *} ${lat#* } "$(field $s 7)"
 done

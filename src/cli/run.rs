@@ -198,6 +198,7 @@ async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<
     let correlator = Arc::new(Correlator::new(i64::try_from(config.packet.correlation_ttl_ms).unwrap_or(i64::MAX)));
     let handler = handler(&config, &reloader, upstream, audit.clone(), &metrics, limiter);
     let handler = Arc::new(handler.with_correlator(correlator.clone()));
+    tokio::spawn(close_repeats(Arc::downgrade(&handler)));
     let packet = super::packet_layer::start(&config, reloader.current(), audit.clone(), correlator)?;
     let shutdown = CancellationToken::new();
     start_side_tasks(&config, bound.metrics, &metrics, &reloader, &shutdown)?;
@@ -237,6 +238,7 @@ fn handler(
         log_allowed: dns.log_allowed,
         canary_nxdomain: dns.canary_nxdomain,
         ddr_nodata: dns.ddr_nodata,
+        aggregate_window_ms: dns.aggregate_window_ms,
     };
     let handler = Handler::new(reloader.current(), upstream, audit, handler_config).with_metrics(metrics.clone());
     match limiter {
@@ -252,6 +254,18 @@ fn limits(config: &Config) -> Limits {
         max_inflight: config.dns.max_inflight,
         max_tcp_connections: config.dns.max_tcp_connections,
         tcp_idle_timeout: config.dns.tcp_idle_timeout,
+    }
+}
+
+/// Writes the DNS layer's repeat records when their window closes, also when
+/// no query comes to do it. Ends with the handler (whose drop writes the rest).
+async fn close_repeats(handler: std::sync::Weak<Handler>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(handler) = handler.upgrade() else { return };
+        handler.close_repeats(now_ms());
     }
 }
 

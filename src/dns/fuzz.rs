@@ -49,6 +49,7 @@ fn handlers() -> &'static [Handler] {
                     log_allowed: true,
                     canary_nxdomain: true,
                     ddr_nodata: true,
+                    aggregate_window_ms: 0,
                 };
                 Handler::new(policy.clone(), upstream, AuditHandle::disabled(), config)
             })

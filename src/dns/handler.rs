@@ -2,14 +2,15 @@
 //! forward, check the upstream's answer, write audit records, encode.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use ipnet::IpNet;
 
+use super::aggregate::{Aggregator, Repeats, Sighting};
 use super::answer::{self, BlockMode};
 use super::cache::{CacheKey, Fill};
 use super::ratelimit::RateLimiter;
@@ -39,6 +40,9 @@ pub struct HandlerConfig {
     pub canary_nxdomain: bool,
     /// Answer Discovery of Designated Resolvers (`_dns.resolver.arpa`) with NODATA.
     pub ddr_nodata: bool,
+    /// Repeats of a contact within this many milliseconds after its first
+    /// sighting are counted into one record (0: a record per query).
+    pub aggregate_window_ms: u64,
 }
 
 /// Counters of what the DNS layer did.
@@ -64,6 +68,8 @@ pub struct Handler {
     limiter: Option<Arc<RateLimiter>>,
     /// Links DNS records with the packet layer's (set when it runs).
     pub(super) correlator: Option<Arc<Correlator>>,
+    /// Contacts whose repeats are being counted.
+    repeats: Mutex<Aggregator>,
 }
 
 /// A response and whether the fast path may cache it.
@@ -109,11 +115,12 @@ impl Handler {
             policy,
             upstream,
             audit,
-            config,
             stats: DnsStats::default(),
             metrics: Metrics::new(),
             limiter: None,
             correlator: None,
+            repeats: Mutex::new(Aggregator::new(config.aggregate_window_ms)),
+            config,
         }
     }
 
@@ -307,7 +314,7 @@ impl Handler {
     }
 
     /// Write the audit record for a finding, when its action is logged.
-    fn record(&self, policy: &Policy, finding: &Finding, client: IpAddr, query: &Query, now: i64) {
+    fn record(&self, policy: &Arc<Policy>, finding: &Finding, client: IpAddr, query: &Query, now: i64) {
         if finding.verdict.action == Action::Allow && finding.via.is_some() {
             return;
         }
@@ -317,10 +324,11 @@ impl Handler {
     }
 
     /// Count a DNS contact and write its audit record when its action is
-    /// logged (block, monitor; allow only with `log_allowed`). Shared by the
-    /// fast and the full path. `true` when the record was handed to the audit
-    /// log (false: the action is not logged).
-    pub(super) fn log_contact(&self, policy: &Policy, verdict: &Verdict, contact: Contact) -> bool {
+    /// logged (block, monitor; allow only with `log_allowed`): at once for
+    /// the first sighting, as part of a `count` record for repeats (see
+    /// `aggregate`). Shared by the fast and the full path. `true` when the
+    /// contact was logged (false: the action is not logged).
+    pub(super) fn log_contact(&self, policy: &Arc<Policy>, verdict: &Verdict, contact: Contact) -> bool {
         match verdict.action {
             Action::Block => self.stats.blocked.fetch_add(1, Ordering::Relaxed),
             Action::Monitor => self.stats.monitored.fetch_add(1, Ordering::Relaxed),
@@ -331,15 +339,67 @@ impl Handler {
             self.metrics.contact("dns", &policy.category(c).name, verdict.action);
         }
         let Contact { client, name, qtype, via, now } = contact;
+        let sighting = Sighting { client, name: name.as_deref(), qtype, verdict, via: via.as_deref(), now };
+        let mut closed = Vec::new();
+        let first = self.repeats().sight(policy, sighting, &mut closed);
+        self.write_repeats(closed);
+        if first {
+            let record = self.contact_record(policy, verdict, client, name, qtype, via, now);
+            // Written or counted as lost by the audit handle: either way done.
+            self.audit.submit(record);
+        }
+        true
+    }
+
+    /// Writes the repeat records of the windows closed by `now`. Called on a
+    /// timer, so a quiet server still writes them on time.
+    pub fn close_repeats(&self, now: i64) {
+        let mut closed = Vec::new();
+        self.repeats().close_due(now, &mut closed);
+        self.write_repeats(closed);
+    }
+
+    fn repeats(&self) -> MutexGuard<'_, Aggregator> {
+        self.repeats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_repeats(&self, closed: Vec<Repeats>) {
+        for r in closed {
+            let mut record = self.contact_record(&r.policy, &r.verdict, r.client, r.name, r.qtype, r.via, r.first_ms);
+            record.count = Some(r.count);
+            record.first_ts = chrono::DateTime::from_timestamp_millis(r.first_ms);
+            record.last_ts = chrono::DateTime::from_timestamp_millis(r.last_ms);
+            self.audit.submit(record);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn contact_record(
+        &self,
+        policy: &Policy,
+        verdict: &Verdict,
+        client: IpAddr,
+        name: Option<String>,
+        qtype: RecordType,
+        via: Option<String>,
+        now: i64,
+    ) -> crate::audit::Record {
         let mut record = crate::audit::contact_record(policy, verdict, now, client, Layer::Dns, name);
         record.qtype = Some(qtype.to_string());
         record.message = via;
         if let Some(c) = &self.correlator {
             record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
         }
-        // Written or counted as lost by the audit handle: either way done.
-        self.audit.submit(record);
-        true
+        record
+    }
+}
+
+impl Drop for Handler {
+    /// The counted repeats still open are written before the audit handle goes.
+    fn drop(&mut self) {
+        let mut closed = Vec::new();
+        self.repeats().close_all(&mut closed);
+        self.write_repeats(closed);
     }
 }
 

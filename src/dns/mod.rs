@@ -7,6 +7,7 @@
 //! hickory-resolver with its TTL-respecting cache). It never matches names
 //! itself: every decision comes from [`crate::policy::Policy::decide`].
 
+mod aggregate;
 mod answer;
 mod cache;
 mod counting;
@@ -85,6 +86,10 @@ pub struct DnsConfig {
     pub canary_nxdomain: bool,
     /// Answer `_dns.resolver.arpa` (Discovery of Designated Resolvers) with NODATA.
     pub ddr_nodata: bool,
+    /// Repeats of a DNS contact (same client, name, qtype and verdict) within
+    /// this many milliseconds after its first sighting are counted into one
+    /// audit record with `count` (0: one record per query).
+    pub aggregate_window_ms: u64,
 }
 
 impl Default for DnsConfig {
@@ -105,6 +110,7 @@ impl Default for DnsConfig {
             tcp_idle_timeout: Duration::from_secs(10),
             canary_nxdomain: true,
             ddr_nodata: true,
+            aggregate_window_ms: 1_000,
         }
     }
 }

@@ -15,7 +15,7 @@ mod collect;
 pub mod http;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -116,6 +116,9 @@ struct Inner {
     answer_cache_hits: Counter,
     answer_cache_misses: Counter,
     contacts: Family<ContactLabels, Counter>,
+    /// The counters of `contacts` seen so far, so counting a contact takes
+    /// a shared read lock and a short scan, not a label allocation.
+    contact_counters: RwLock<Vec<ContactCounter>>,
     upstream_latency: Histogram,
     upstream_errors: Family<KindLabel, Counter>,
     upstream_answers: Counter,
@@ -126,6 +129,9 @@ struct Inner {
     reloads: Family<ReloadLabels, Counter>,
     ready: AtomicBool,
 }
+
+/// A counter of `contacts` with its labels: layer, category, action.
+type ContactCounter = (&'static str, Box<str>, Action, Counter);
 
 /// The handle every layer reports through. Clones share the registry.
 #[derive(Debug, Clone)]
@@ -149,6 +155,7 @@ impl Metrics {
             answer_cache_hits: Counter::default(),
             answer_cache_misses: Counter::default(),
             contacts: Family::default(),
+            contact_counters: RwLock::default(),
             upstream_latency: Histogram::new(exponential_buckets(0.000_25, 2.0, 15)),
             upstream_errors: Family::default(),
             upstream_answers: Counter::default(),
@@ -260,9 +267,26 @@ impl Metrics {
     }
 
     /// A blocked or monitored contact seen by `layer` (`dns`, `sni`, …).
-    pub fn contact(&self, layer: &str, category: &str, action: Action) {
-        let labels = ContactLabels { layer: layer.to_owned(), category: category.to_owned(), action: action.as_str() };
-        self.inner.contacts.get_or_create(&labels).inc();
+    pub fn contact(&self, layer: &'static str, category: &str, action: Action) {
+        let find = |list: &[ContactCounter]| {
+            list.iter().position(|(l, c, a, _)| *l == layer && **c == *category && *a == action)
+        };
+        let list = self.inner.contact_counters.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = find(&list) {
+            list[i].3.inc();
+            return;
+        }
+        drop(list);
+        let mut list = self.inner.contact_counters.write().unwrap_or_else(|e| e.into_inner());
+        if find(&list).is_none() {
+            let labels =
+                ContactLabels { layer: layer.to_owned(), category: category.to_owned(), action: action.as_str() };
+            let counter = self.inner.contacts.get_or_create(&labels).clone();
+            list.push((layer, category.into(), action, counter));
+        }
+        if let Some(i) = find(&list) {
+            list[i].3.inc();
+        }
     }
 
     /// An upstream lookup that produced an answer, and how long it took.

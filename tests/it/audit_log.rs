@@ -65,3 +65,49 @@ fn log_allowed_writes_allowed_queries_too() {
     assert_eq!(records[0]["action"], "allow");
     assert_eq!(records[0]["name"], "www.example.test");
 }
+
+#[test]
+fn a_retry_storm_is_one_record_now_and_one_counted_record_per_window() {
+    let upstream = FakeUpstream::start(Zone::new());
+    let mut w = Warden::start(upstream.addr(), None, &[]);
+    for _ in 0..200 {
+        assert_eq!(rcode(&query_udp(w.addr, "s10.upd.kaspersky.com", RecordType::A)), ResponseCode::NXDomain);
+    }
+    // The first sighting is written at once, before its window closes.
+    let first = w.wait_records(1, |r| r["type"] == "contact");
+    assert_eq!(first[0]["name"], "s10.upd.kaspersky.com");
+    assert!(first[0].get("count").is_none(), "{:?}", first[0]);
+    // A new name from the same client is not held back by the storm.
+    query_udp(w.addr, "dc1.ksn.kaspersky-labs.com", RecordType::A);
+    let two = w.wait_records(2, |r| r["type"] == "contact");
+    assert!(two.iter().any(|r| r["name"] == "dc1.ksn.kaspersky-labs.com"), "{two:?}");
+    // Stopping writes the repeats still counted in an open window.
+    assert!(w.stop().success());
+    let records = read_records(&w.audit);
+    let storm: Vec<_> =
+        contacts(&records).into_iter().filter(|r| r["name"] == "s10.upd.kaspersky.com").cloned().collect();
+    let attempts: u64 = storm.iter().map(|r| r["count"].as_u64().unwrap_or(1)).sum();
+    assert_eq!(attempts, 200, "every attempt counted: {storm:?}");
+    assert!(storm.len() <= 6, "200 lookups in well under 3 s fold into a few records: {}", storm.len());
+    for r in storm.iter().filter(|r| r.get("count").is_some()) {
+        assert!(r["first_ts"].as_str() <= r["last_ts"].as_str() && r["ts"] == r["first_ts"], "{r}");
+    }
+    let report = ::warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
+    assert!(report.is_ok(), "{report:?}");
+}
+
+#[test]
+fn aggregation_off_writes_a_record_per_query() {
+    let upstream = FakeUpstream::start(Zone::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(&config, "[dns]\naggregate_window_ms = 0\n").expect("write config");
+    let config = config.display().to_string();
+    let w = Warden::start_in(dir, upstream.addr(), None, &["--config", &config]);
+    for _ in 0..5 {
+        query_udp(w.addr, "s10.upd.kaspersky.com", RecordType::A);
+    }
+    let records = w.wait_records(5, |r| r["type"] == "contact");
+    assert_eq!(records.len(), 5);
+    assert!(records.iter().all(|r| r.get("count").is_none()));
+}

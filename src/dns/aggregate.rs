@@ -1,0 +1,281 @@
+//! Repeats of one DNS contact. The first sighting of a contact (same policy,
+//! client, name, qtype, verdict and `via`) gets its own audit record at once;
+//! identical sightings within the window that follows are only counted, and
+//! written as one record with `count`, `first_ts` and `last_ts` when the
+//! window closes. A client retrying a blocked name thousands of times a
+//! second then costs a hash lookup per retry instead of a record, every
+//! attempt is still counted (the `count`s of a contact's records add up to
+//! its attempts), a new client or name is never delayed, and a crash loses
+//! at most the repeat counts of the open windows.
+//!
+//! Owns only the pending table; building and submitting records is the
+//! handler's. Bounded: when [`MAX_PENDING`] contacts are open, the oldest
+//! window is closed early.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use hickory_proto::rr::RecordType;
+
+use crate::policy::{Policy, Verdict};
+
+/// Most contacts with an open window at once.
+pub const MAX_PENDING: usize = 65_536;
+
+/// One sighting, borrowed from the query.
+#[derive(Debug, Clone, Copy)]
+pub struct Sighting<'a> {
+    pub client: IpAddr,
+    pub name: Option<&'a str>,
+    pub qtype: RecordType,
+    pub verdict: &'a Verdict,
+    pub via: Option<&'a str>,
+    pub now: i64,
+}
+
+/// The repeats of one contact within a closed window, to be written as one
+/// record: `count` sightings between `first_ms` and `last_ms`.
+#[derive(Debug)]
+pub struct Repeats {
+    pub policy: Arc<Policy>,
+    pub verdict: Verdict,
+    pub client: IpAddr,
+    pub name: Option<String>,
+    pub qtype: RecordType,
+    pub via: Option<String>,
+    pub count: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+struct Open {
+    hash: u64,
+    /// End of the window (exclusive), Unix milliseconds.
+    closes: i64,
+    repeats: Repeats,
+}
+
+impl Open {
+    fn is(&self, policy: &Arc<Policy>, s: &Sighting<'_>) -> bool {
+        let r = &self.repeats;
+        r.client == s.client
+            && r.qtype == s.qtype
+            && r.name.as_deref() == s.name
+            && r.via.as_deref() == s.via
+            && r.verdict.action == s.verdict.action
+            && r.verdict.matched == s.verdict.matched
+            && r.verdict.phase == s.verdict.phase
+            && Arc::ptr_eq(&r.policy, policy)
+    }
+}
+
+/// The open windows, oldest first.
+pub struct Aggregator {
+    window_ms: i64,
+    hasher: hashbrown::DefaultHashBuilder,
+    /// Sequence numbers of the entries of `open`.
+    index: HashTable<u64>,
+    open: VecDeque<Open>,
+    /// Sequence number of `open[0]`.
+    base: u64,
+}
+
+impl std::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator").field("window_ms", &self.window_ms).field("open", &self.open.len()).finish()
+    }
+}
+
+impl Aggregator {
+    /// `window_ms` 0: nothing is aggregated, every sighting is a first one.
+    pub fn new(window_ms: u64) -> Aggregator {
+        Aggregator {
+            window_ms: i64::try_from(window_ms).unwrap_or(i64::MAX),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            index: HashTable::new(),
+            open: VecDeque::new(),
+            base: 0,
+        }
+    }
+
+    /// Contacts with an open window.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    fn hash(&self, policy: &Arc<Policy>, s: &Sighting<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        (Arc::as_ptr(policy) as *const () as usize).hash(&mut h);
+        s.client.hash(&mut h);
+        s.name.hash(&mut h);
+        u16::from(s.qtype).hash(&mut h);
+        s.via.hash(&mut h);
+        (s.verdict.action as u8, s.verdict.matched.map(|(r, c)| (r.0, c.0)), s.verdict.phase.0).hash(&mut h);
+        h.finish()
+    }
+
+    /// Counts a sighting. `true`: it is the first of its window, write its
+    /// record now; `false`: it was counted as a repeat. Windows closed by
+    /// now (or pushed out because the table is full) go to `closed`.
+    pub fn sight(&mut self, policy: &Arc<Policy>, s: Sighting<'_>, closed: &mut Vec<Repeats>) -> bool {
+        self.close_due(s.now, closed);
+        if self.window_ms == 0 {
+            return true;
+        }
+        let hash = self.hash(policy, &s);
+        let (open, base) = (&self.open, self.base);
+        let found = self.index.find(hash, |&seq| open.get((seq - base) as usize).is_some_and(|o| o.is(policy, &s)));
+        if let Some(&seq) = found
+            && let Some(o) = self.open.get_mut((seq - self.base) as usize)
+        {
+            let r = &mut o.repeats;
+            if r.count == 0 {
+                r.first_ms = s.now;
+            }
+            r.count += 1;
+            r.last_ms = r.last_ms.max(s.now);
+            return false;
+        }
+        if self.open.len() >= MAX_PENDING {
+            self.close_oldest(closed);
+        }
+        let seq = self.base + self.open.len() as u64;
+        let repeats = Repeats {
+            policy: Arc::clone(policy),
+            verdict: *s.verdict,
+            client: s.client,
+            name: s.name.map(str::to_owned),
+            qtype: s.qtype,
+            via: s.via.map(str::to_owned),
+            count: 0,
+            first_ms: s.now,
+            last_ms: s.now,
+        };
+        self.open.push_back(Open { hash, closes: s.now.saturating_add(self.window_ms), repeats });
+        let (open, base) = (&self.open, self.base);
+        self.index.insert_unique(hash, seq, |&q| open.get((q - base) as usize).map_or(0, |o| o.hash));
+        true
+    }
+
+    /// Closes the windows that ended by `now`; their repeats go to `closed`.
+    pub fn close_due(&mut self, now: i64, closed: &mut Vec<Repeats>) {
+        while self.open.front().is_some_and(|o| o.closes <= now) {
+            self.close_oldest(closed);
+        }
+    }
+
+    /// Closes every window (shutdown).
+    pub fn close_all(&mut self, closed: &mut Vec<Repeats>) {
+        while !self.open.is_empty() {
+            self.close_oldest(closed);
+        }
+    }
+
+    fn close_oldest(&mut self, closed: &mut Vec<Repeats>) {
+        let Some(o) = self.open.pop_front() else { return };
+        let seq = self.base;
+        self.base += 1;
+        if let Ok(entry) = self.index.find_entry(o.hash, |&q| q == seq) {
+            entry.remove();
+        }
+        if o.repeats.count > 0 {
+            closed.push(o.repeats);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Subject;
+
+    fn setup() -> (Arc<Policy>, Verdict, i64) {
+        let policy = Arc::new(crate::policy::builtin().unwrap());
+        let now = policy.prohibition_start().unwrap() + 1_000;
+        let verdict = policy.decide(Subject::Name("s10.upd.kaspersky.com"), now);
+        (policy, verdict, now)
+    }
+
+    fn sighting<'a>(verdict: &'a Verdict, client: &str, name: &'a str, now: i64) -> Sighting<'a> {
+        Sighting { client: client.parse().unwrap(), name: Some(name), qtype: RecordType::A, verdict, via: None, now }
+    }
+
+    #[test]
+    fn first_sighting_is_written_repeats_are_counted_until_the_window_closes() {
+        let (policy, verdict, now) = setup();
+        let mut agg = Aggregator::new(1_000);
+        let mut closed = Vec::new();
+        assert!(agg.sight(&policy, sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now), &mut closed));
+        for i in 1..=5 {
+            let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now + i * 100);
+            assert!(!agg.sight(&policy, s, &mut closed));
+        }
+        // Another client and another name are first sightings of their own.
+        assert!(agg.sight(&policy, sighting(&verdict, "192.168.1.21", "s10.upd.kaspersky.com", now), &mut closed));
+        assert!(agg.sight(&policy, sighting(&verdict, "192.168.1.20", "s11.upd.kaspersky.com", now), &mut closed));
+        assert!(closed.is_empty());
+        agg.close_due(now + 999, &mut closed);
+        assert!(closed.is_empty());
+        agg.close_due(now + 1_000, &mut closed);
+        assert_eq!(closed.len(), 1, "only the contact with repeats yields a record");
+        let r = &closed[0];
+        assert_eq!((r.count, r.first_ms, r.last_ms), (5, now + 100, now + 500));
+        assert_eq!(r.name.as_deref(), Some("s10.upd.kaspersky.com"));
+        assert!(agg.is_empty());
+        // After the window, the next sighting is a first one again.
+        let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now + 1_200);
+        assert!(agg.sight(&policy, s, &mut closed));
+    }
+
+    #[test]
+    fn a_new_policy_or_qtype_starts_a_new_contact() {
+        let (policy, verdict, now) = setup();
+        let other = Arc::new(crate::policy::builtin().unwrap());
+        let mut agg = Aggregator::new(1_000);
+        let mut closed = Vec::new();
+        let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now);
+        assert!(agg.sight(&policy, s, &mut closed));
+        assert!(agg.sight(&other, s, &mut closed));
+        assert!(agg.sight(&policy, Sighting { qtype: RecordType::AAAA, ..s }, &mut closed));
+        assert!(!agg.sight(&policy, s, &mut closed));
+    }
+
+    #[test]
+    fn window_zero_writes_every_sighting() {
+        let (policy, verdict, now) = setup();
+        let mut agg = Aggregator::new(0);
+        let mut closed = Vec::new();
+        let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now);
+        assert!(agg.sight(&policy, s, &mut closed));
+        assert!(agg.sight(&policy, s, &mut closed));
+        assert!(agg.is_empty() && closed.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_closes_the_oldest_window_early_and_loses_no_count() {
+        let (policy, verdict, now) = setup();
+        let mut agg = Aggregator::new(60_000);
+        let mut closed = Vec::new();
+        let names: Vec<String> = (0..=MAX_PENDING).map(|i| format!("h{i}.kaspersky.com")).collect();
+        assert!(agg.sight(&policy, sighting(&verdict, "10.0.0.1", &names[0], now), &mut closed));
+        assert!(!agg.sight(&policy, sighting(&verdict, "10.0.0.1", &names[0], now + 1), &mut closed));
+        for name in &names[1..] {
+            assert!(agg.sight(&policy, sighting(&verdict, "10.0.0.1", name, now + 2), &mut closed));
+        }
+        assert_eq!(agg.len(), MAX_PENDING);
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].name.as_deref(), closed[0].count), (Some(names[0].as_str()), 1));
+        let mut rest = Vec::new();
+        agg.close_all(&mut rest);
+        assert!(rest.is_empty() && agg.is_empty());
+    }
+}
