@@ -37,6 +37,25 @@ pub enum RecordType {
     Failure,
 }
 
+impl RecordType {
+    /// The name written in `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::Contact => "contact",
+            RecordType::Start => "start",
+            RecordType::Stop => "stop",
+            RecordType::Loss => "loss",
+            RecordType::Recovered => "recovered",
+            RecordType::Policy => "policy",
+            RecordType::Checkpoint => "checkpoint",
+            RecordType::Heartbeat => "heartbeat",
+            RecordType::Retention => "retention",
+            RecordType::Rotate => "rotate",
+            RecordType::Failure => "failure",
+        }
+    }
+}
+
 /// Where the contact was seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -51,6 +70,19 @@ pub enum Layer {
     Http,
     /// A packet to a prohibited address, no name seen.
     Ip,
+}
+
+impl Layer {
+    /// The name written in `layer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Dns => "dns",
+            Layer::DnsBypass => "dns-bypass",
+            Layer::Sni => "sni",
+            Layer::Http => "http",
+            Layer::Ip => "ip",
+        }
+    }
 }
 
 /// The policy in force: its id and the `sha256:<hex>` of its file.

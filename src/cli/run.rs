@@ -197,7 +197,11 @@ async fn daemon(config: Config, policy: Policy, bound: Bound) -> anyhow::Result<
     });
     let correlator = Arc::new(Correlator::new(i64::try_from(config.packet.correlation_ttl_ms).unwrap_or(i64::MAX)));
     let handler = handler(&config, &reloader, upstream, audit.clone(), &metrics, limiter);
-    let handler = Arc::new(handler.with_correlator(correlator.clone()));
+    // Correlation ids link DNS records to the packet layer's: only when it runs.
+    let handler = match config.packet.capture.is_empty() {
+        true => Arc::new(handler),
+        false => Arc::new(handler.with_correlator(correlator.clone())),
+    };
     tokio::spawn(close_repeats(Arc::downgrade(&handler)));
     let packet = super::packet_layer::start(&config, reloader.current(), audit.clone(), correlator)?;
     let shutdown = CancellationToken::new();

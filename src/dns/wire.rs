@@ -96,20 +96,22 @@ fn read_name(buf: &[u8], mut at: usize) -> Option<(NameBuf, usize)> {
             out[len] = b'.';
             len += 1;
         }
-        for &b in buf.get(at..at + l)? {
-            if !(0x21..=0x7e).contains(&b) || b == b'.' || b == b'\\' {
-                return None;
-            }
-            out[len] = b.to_ascii_lowercase();
-            len += 1;
+        let label = buf.get(at..at + l)?;
+        let bad = label.iter().fold(false, |acc, &b| acc | !(0x21..=0x7e).contains(&b) | (b == b'.') | (b == b'\\'));
+        if bad {
+            return None;
         }
+        for (dst, &b) in out[len..len + l].iter_mut().zip(label) {
+            *dst = b.to_ascii_lowercase();
+        }
+        len += l;
         at += l;
     }
     if len == 0 {
         return None;
     }
-    let name = std::str::from_utf8(&out[..len]).ok()?;
-    Some((crate::matcher::normalize(name).ok()?, at))
+    // Printable ASCII, lowercased, no trailing dot: what `normalize` makes.
+    Some((NameBuf::from_normalized(out, len as u8), at))
 }
 
 fn read_opt(buf: &[u8], at: usize) -> Option<Edns> {

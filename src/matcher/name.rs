@@ -40,6 +40,14 @@ impl NameBuf {
         &self.buf[..usize::from(self.len)]
     }
 
+    /// A name a parser has already normalised: `bytes[..len]` is
+    /// lowercase printable ASCII without a trailing dot. Lets the DNS wire
+    /// parser fold labels in one pass instead of copying into `normalize`.
+    pub(crate) fn from_normalized(buf: [u8; MAX_NAME_LEN], len: u8) -> NameBuf {
+        debug_assert!(buf[..usize::from(len)].iter().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase()));
+        NameBuf { buf, len }
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever stored (see `normalize`).
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
