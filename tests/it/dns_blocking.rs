@@ -192,3 +192,48 @@ fn repeated_answers_come_from_the_cache_with_ttls_counted_down() {
     let without_edns = query_udp_opts(w.addr, "www.example.test", RecordType::A, false);
     assert!(without_edns.edns.is_none(), "no OPT for a client without EDNS");
 }
+
+/// Many clients send at once, so the server takes datagrams in batches:
+/// every query still gets exactly its own answer (id, name, verdict) at
+/// the address that asked, blocked, forwarded and cached alike, and
+/// garbage in the same batch is dropped without disturbing the rest.
+#[test]
+fn queries_arriving_together_each_get_their_own_answer() {
+    let upstream = FakeUpstream::start(zone());
+    let w = Warden::start(upstream.addr(), None, &[]);
+    let names = ["s10.upd.kaspersky.com", "www.example.test", "dnl-03.geo.kaspersky.com", "notkaspersky.com"];
+    let sockets: Vec<std::net::UdpSocket> =
+        (0..8).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind client")).collect();
+    let mut sent = Vec::new();
+    for round in 0..4u16 {
+        for (i, sock) in sockets.iter().enumerate() {
+            let name = names[(i + usize::from(round)) % names.len()];
+            let mut q = build_query(name, RecordType::A, true);
+            q.metadata.id = round * 100 + i as u16;
+            sock.send_to(&q.to_vec().expect("encode"), w.addr).expect("send");
+            sock.send_to(b"\x12\x34garbage", w.addr).expect("send garbage");
+            sent.push((i, q.metadata.id, name));
+        }
+    }
+    let mut answered = 0;
+    for (i, sock) in sockets.iter().enumerate() {
+        sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut want: Vec<(u16, &str)> = sent.iter().filter(|s| s.0 == i).map(|s| (s.1, s.2)).collect();
+        while !want.is_empty() {
+            let mut buf = [0u8; 4096];
+            let (len, _) = sock.recv_from(&mut buf).expect("every query answered");
+            let msg = Message::from_vec(&buf[..len]).expect("parse answer");
+            let pos = want.iter().position(|w| w.0 == msg.metadata.id).expect("an answer to one of this socket's ids");
+            let (_, name) = want.remove(pos);
+            let qname = msg.queries.first().map(|q| q.name().to_ascii()).unwrap_or_default();
+            assert_eq!(qname, format!("{name}."), "answer echoes its own question");
+            let vendor = name.ends_with(".kaspersky.com");
+            assert_eq!(rcode(&msg) == ResponseCode::NXDomain, vendor, "{name}: {msg:?}");
+            if !vendor {
+                assert_eq!(a_records(&msg).len(), 1, "{name}: {msg:?}");
+            }
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 32);
+}
