@@ -24,6 +24,8 @@ use crate::policy::{Policy, Verdict};
 
 /// Most contacts with an open window at once.
 pub const MAX_PENDING: usize = 65_536;
+/// Due windows a sighting closes on its way (each opens at most one).
+const CLOSE_PER_SIGHTING: usize = 2;
 
 /// One sighting, borrowed from the query.
 #[derive(Debug, Clone, Copy)]
@@ -125,9 +127,17 @@ impl Aggregator {
 
     /// Counts a sighting. `true`: it is the first of its window, write its
     /// record now; `false`: it was counted as a repeat. Windows closed by
-    /// now (or pushed out because the table is full) go to `closed`.
+    /// now (a few of them; see [`Aggregator::close_due`]) or pushed out
+    /// because the table is full go to `closed`.
     pub fn sight(&mut self, policy: &Arc<Policy>, s: Sighting<'_>, closed: &mut Vec<Repeats>) -> bool {
-        self.close_due(s.now, closed);
+        // A few at a time, so no single query pays for a whole second's
+        // windows closing together; the handler's timer closes the rest.
+        for _ in 0..CLOSE_PER_SIGHTING {
+            if !self.open.front().is_some_and(|o| o.closes <= s.now) {
+                break;
+            }
+            self.close_oldest(closed);
+        }
         if self.window_ms == 0 {
             return true;
         }

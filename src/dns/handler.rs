@@ -385,7 +385,7 @@ impl Handler {
         now: i64,
     ) -> crate::audit::Record {
         let mut record = crate::audit::contact_record(policy, verdict, now, client, Layer::Dns, name);
-        record.qtype = Some(qtype.to_string());
+        record.qtype = Some(<&str>::from(qtype).to_owned());
         record.message = via;
         if let Some(c) = &self.correlator {
             record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
