@@ -133,7 +133,7 @@ impl Aggregator {
         // A few at a time, so no single query pays for a whole second's
         // windows closing together; the handler's timer closes the rest.
         for _ in 0..CLOSE_PER_SIGHTING {
-            if !self.open.front().is_some_and(|o| o.closes <= s.now) {
+            if self.open.front().is_none_or(|o| o.closes > s.now) {
                 break;
             }
             self.close_oldest(closed);
