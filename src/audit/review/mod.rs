@@ -12,6 +12,7 @@ pub mod export;
 pub mod hosts;
 pub mod html;
 pub mod input;
+mod json;
 pub mod leases;
 pub mod rec;
 pub mod summary;
@@ -92,7 +93,7 @@ pub fn scan(paths: &[PathBuf], mut f: impl FnMut(&Rec<'_>, &str, &[u8])) -> Resu
         if line.too_long {
             return stats.malformed(path, line.number, "line longer than 1 MiB".into());
         }
-        match serde_json::from_slice::<Rec<'_>>(line.bytes) {
+        match Rec::parse(line.bytes) {
             Ok(rec) => match rec.canonical_ts() {
                 Some(ts) => f(&rec, &ts, line.bytes),
                 None => stats.malformed(path, line.number, format!("ts {:?} is not an RFC 3339 instant", rec.ts)),
