@@ -3,15 +3,17 @@
 //! leases) the machines that held the address. Sorted so the clients that
 //! most likely still run the vendor's software come first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use serde::Serialize;
 
 use super::leases::Leases;
 use super::rec::{Filter, Rec, millis};
-use super::{ReviewError, ScanStats, bump, scan};
+use super::{Reading, ReviewError, ScanStats, add_counts, bump, scan};
 
 /// Distinct names kept per client; more are counted under `other`.
 const NAMES_PER_CLIENT: usize = 256;
@@ -74,14 +76,10 @@ impl HostRow {
         }
     }
 
-    fn add(&mut self, r: &Rec<'_>, ts: &str, after: bool) {
+    /// Counts one contact; its name goes to `names` (see [`Part`]).
+    fn add(&mut self, names: &mut PartNames, r: &Rec<'_>, ts: &str, after: bool) {
         self.contacts += 1;
-        if ts < self.first_contact.as_str() {
-            self.first_contact = ts.to_owned();
-        }
-        if ts > self.last_contact.as_str() {
-            self.last_contact = ts.to_owned();
-        }
+        self.widen(ts, ts);
         let category = r.category.as_deref().unwrap_or("-");
         if after {
             self.after_prohibition += 1;
@@ -98,8 +96,63 @@ impl HostRow {
             self.gateways.insert(r.host.clone().into_owned());
         }
         let name = r.name.as_deref().or(r.dst.as_ref().map(|_| "(ip)")).unwrap_or("-");
-        let key = if self.names.len() >= NAMES_PER_CLIENT && !self.names.contains_key(name) { "(other)" } else { name };
-        *self.names.entry(key.to_owned()).or_default() += 1;
+        match names.get_mut(name) {
+            Some((_, n)) => *n += 1,
+            None => {
+                let first = names.len();
+                names.insert(name.to_owned(), (first, 1));
+            }
+        }
+    }
+
+    fn widen(&mut self, first: &str, last: &str) {
+        if first < self.first_contact.as_str() {
+            self.first_contact.clear();
+            self.first_contact.push_str(first);
+        }
+        if last > self.last_contact.as_str() {
+            self.last_contact.clear();
+            self.last_contact.push_str(last);
+        }
+    }
+
+    /// Adds the counts of the same client from later lines. Names are
+    /// taken in the order they first appeared there, so the first
+    /// [`NAMES_PER_CLIENT`] distinct names are the same as when counting
+    /// line by line; the rest count under `(other)`.
+    fn merge(&mut self, later: HostRow, names: PartNames) {
+        self.contacts += later.contacts;
+        self.widen(&later.first_contact, &later.last_contact);
+        self.after_prohibition += later.after_prohibition;
+        self.software_after_prohibition += later.software_after_prohibition;
+        self.blocked += later.blocked;
+        self.monitored += later.monitored;
+        add_counts(&mut self.categories, later.categories);
+        add_counts(&mut self.layers, later.layers);
+        self.gateways.extend(later.gateways);
+        for m in later.machines {
+            if !self.machines.contains(&m) {
+                self.machines.push(m);
+            }
+        }
+        self.add_names(names);
+    }
+
+    fn add_names(&mut self, names: PartNames) {
+        if self.names.len() + names.len() <= NAMES_PER_CLIENT {
+            // No name can find the list full: order does not matter.
+            for (name, (_, n)) in names {
+                *self.names.entry(name).or_default() += n;
+            }
+            return;
+        }
+        let mut names: Vec<(String, (usize, u64))> = names.into_iter().collect();
+        names.sort_unstable_by_key(|(_, (first, _))| *first);
+        for (name, (_, n)) in names {
+            let full = self.names.len() >= NAMES_PER_CLIENT && !self.names.contains_key(&name);
+            let key = if full { "(other)".to_owned() } else { name };
+            *self.names.entry(key).or_default() += n;
+        }
     }
 
     fn finish(&mut self) {
@@ -110,6 +163,12 @@ impl HostRow {
     }
 }
 
+/// A client's names in some lines: count, and order of first appearance.
+type PartNames = HashMap<String, (usize, u64)>;
+
+/// The rows of some lines; `names` stay in `PartNames` until merged.
+type Part = HashMap<IpAddr, (HostRow, PartNames)>;
+
 /// One row per client of the contacts `filter` keeps.
 pub fn hosts(
     paths: &[PathBuf],
@@ -117,24 +176,51 @@ pub fn hosts(
     filter: &Filter,
     leases: Option<&Leases>,
 ) -> Result<Hosts, ReviewError> {
-    let mut rows: HashMap<IpAddr, HostRow> = HashMap::new();
-    let input = scan(paths, |r: &Rec<'_>, ts: &str, _: &[u8]| {
+    hosts_with(paths, prohibition, filter, leases, Reading::auto())
+}
+
+/// [`hosts`], reading as `reading` says.
+pub fn hosts_with(
+    paths: &[PathBuf],
+    prohibition: Option<&str>,
+    filter: &Filter,
+    leases: Option<&Leases>,
+    reading: Reading,
+) -> Result<Hosts, ReviewError> {
+    let add = |part: &mut Part, r: &Rec<'_>, ts: &str, _: &[u8]| {
         let Some(client) = r.client.filter(|_| filter.keep(r, ts)) else { return };
-        let row = rows.entry(client).or_insert_with(|| HostRow::new(client, ts));
-        row.add(r, ts, prohibition.is_some_and(|p| ts >= p));
+        let (row, names) = part.entry(client).or_insert_with(|| (HostRow::new(client, ts), HashMap::new()));
+        row.add(names, r, ts, prohibition.is_some_and(|p| ts >= p));
         if let Some(lease) = leases.and_then(|l| l.at(client, millis(ts).unwrap_or(0))) {
             let m = Machine { hostname: lease.hostname.clone(), mac: lease.mac.clone() };
             if !row.machines.contains(&m) {
                 row.machines.push(m);
             }
         }
+    };
+    let mut rows: HashMap<IpAddr, HostRow> = HashMap::new();
+    let input = scan(paths, reading, Part::new, add, |part| {
+        for (client, (row, names)) in part {
+            match rows.entry(client) {
+                Entry::Occupied(mut e) => e.get_mut().merge(row, names),
+                Entry::Vacant(e) => e.insert(row).add_names(names),
+            }
+        }
+        true
     })?;
     let mut rows: Vec<HostRow> = rows.into_values().collect();
     for row in &mut rows {
         row.finish();
         row.machines.sort();
     }
-    rows.sort_by(|a, b| rank(b).cmp(&rank(a)).then_with(|| a.client.cmp(&b.client)));
+    // Sorts positions, not the rows themselves (a few hundred bytes each).
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&rows[a], &rows[b]);
+        rank(b).cmp(&rank(a)).then_with(|| a.client.cmp(&b.client))
+    });
+    let mut slots: Vec<Option<HostRow>> = rows.into_iter().map(Some).collect();
+    let rows = order.into_iter().filter_map(|i| slots[i].take()).collect();
     Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows, input })
 }
 
