@@ -23,6 +23,9 @@ pub mod summary;
 pub mod timeline;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::path::PathBuf;
 

@@ -660,3 +660,34 @@ fn explained(retention: &HashMap<u64, (u64, String)>, m: &Missing) -> bool {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::review::tests::{edits, sample_lines};
+
+    #[test]
+    fn in_place_parsing_reads_what_serde_json_reads() {
+        let (mut fast, mut total) = (0, 0);
+        for line in sample_lines() {
+            for edited in std::iter::once(line.clone()).chain(edits(&line)) {
+                total += 1;
+                if let Ok(v) = VLine::fast(&edited) {
+                    fast += 1;
+                    let Ok(slow) = serde_json::from_slice::<VLine<'_>>(&edited) else {
+                        panic!("only the fast path reads {}", String::from_utf8_lossy(&edited));
+                    };
+                    assert_eq!(format!("{v:?}"), format!("{slow:?}"), "{}", String::from_utf8_lossy(&edited));
+                }
+            }
+        }
+        assert!(fast > total / 4, "{fast} of {total}");
+    }
+
+    #[test]
+    fn hashes_of_any_length_compare_as_text() {
+        let (a, b) = (Hash::new(GENESIS), Hash::new(&"0".repeat(63)));
+        assert_eq!(a.as_str(), GENESIS);
+        assert_eq!(b.to_string(), "0".repeat(63));
+        assert!(a != b && a == Hash::new(GENESIS) && matches!(Hash::new("é"), Hash::Heap(_)));
+    }
+}
