@@ -8,12 +8,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
 use serde::Serialize;
 
 use super::leases::Leases;
 use super::rec::{Filter, Rec, millis};
-use super::{Reading, ReviewError, ScanStats, add_counts, bump, scan};
+use super::{Reading, ReviewError, ScanStats, bump, scan};
 
 /// Distinct names kept per client; more are counted under `other`.
 const NAMES_PER_CLIENT: usize = 256;
@@ -76,82 +75,47 @@ impl HostRow {
         }
     }
 
-    /// Counts one contact; its name goes to `names` (see [`Part`]).
-    fn add(&mut self, names: &mut PartNames, r: &Rec<'_>, ts: &str, after: bool) {
+    /// Counts one contact, as read by [`Part::add`].
+    fn add(&mut self, c: &Contact, strings: &[Box<str>]) {
+        let text = |i: u32| strings.get(i as usize).map_or("", |s| s);
+        let ts = c.ts.as_str();
         self.contacts += 1;
-        self.widen(ts, ts);
-        let category = r.category.as_deref().unwrap_or("-");
-        if after {
+        if ts < self.first_contact.as_str() {
+            self.first_contact = ts.to_owned();
+        }
+        if ts > self.last_contact.as_str() {
+            self.last_contact.clear();
+            self.last_contact.push_str(ts);
+        }
+        let category = text(c.category);
+        if c.after {
             self.after_prohibition += 1;
             self.software_after_prohibition += u64::from(!BROWSING.contains(&category));
         }
-        match r.action.as_deref() {
-            Some("block") => self.blocked += 1,
-            Some("monitor") => self.monitored += 1,
+        match text(c.action) {
+            "block" => self.blocked += 1,
+            "monitor" => self.monitored += 1,
             _ => {}
         }
         bump(&mut self.categories, category);
-        bump(&mut self.layers, r.layer.as_deref().unwrap_or("-"));
-        if !self.gateways.contains(r.host.as_ref()) {
-            self.gateways.insert(r.host.clone().into_owned());
+        bump(&mut self.layers, text(c.layer));
+        let gateway = text(c.gateway);
+        if !self.gateways.contains(gateway) {
+            self.gateways.insert(gateway.to_owned());
         }
-        let name = r.name.as_deref().or(r.dst.as_ref().map(|_| "(ip)")).unwrap_or("-");
-        match names.get_mut(name) {
-            Some((_, n)) => *n += 1,
+        let name = text(c.name);
+        let key = if self.names.len() >= NAMES_PER_CLIENT && !self.names.contains_key(name) { "(other)" } else { name };
+        match self.names.get_mut(key) {
+            Some(n) => *n += 1,
             None => {
-                let first = names.len();
-                names.insert(name.to_owned(), (first, 1));
+                self.names.insert(key.to_owned(), 1);
             }
         }
-    }
-
-    fn widen(&mut self, first: &str, last: &str) {
-        if first < self.first_contact.as_str() {
-            self.first_contact.clear();
-            self.first_contact.push_str(first);
-        }
-        if last > self.last_contact.as_str() {
-            self.last_contact.clear();
-            self.last_contact.push_str(last);
-        }
-    }
-
-    /// Adds the counts of the same client from later lines. Names are
-    /// taken in the order they first appeared there, so the first
-    /// [`NAMES_PER_CLIENT`] distinct names are the same as when counting
-    /// line by line; the rest count under `(other)`.
-    fn merge(&mut self, later: HostRow, names: PartNames) {
-        self.contacts += later.contacts;
-        self.widen(&later.first_contact, &later.last_contact);
-        self.after_prohibition += later.after_prohibition;
-        self.software_after_prohibition += later.software_after_prohibition;
-        self.blocked += later.blocked;
-        self.monitored += later.monitored;
-        add_counts(&mut self.categories, later.categories);
-        add_counts(&mut self.layers, later.layers);
-        self.gateways.extend(later.gateways);
-        for m in later.machines {
+        if let Some((hostname, mac)) = c.machine {
+            let m = Machine { hostname: text(hostname).to_owned(), mac: text(mac).to_owned() };
             if !self.machines.contains(&m) {
                 self.machines.push(m);
             }
-        }
-        self.add_names(names);
-    }
-
-    fn add_names(&mut self, names: PartNames) {
-        if self.names.len() + names.len() <= NAMES_PER_CLIENT {
-            // No name can find the list full: order does not matter.
-            for (name, (_, n)) in names {
-                *self.names.entry(name).or_default() += n;
-            }
-            return;
-        }
-        let mut names: Vec<(String, (usize, u64))> = names.into_iter().collect();
-        names.sort_unstable_by_key(|(_, (first, _))| *first);
-        for (name, (_, n)) in names {
-            let full = self.names.len() >= NAMES_PER_CLIENT && !self.names.contains_key(&name);
-            let key = if full { "(other)".to_owned() } else { name };
-            *self.names.entry(key).or_default() += n;
         }
     }
 
@@ -163,11 +127,82 @@ impl HostRow {
     }
 }
 
-/// A client's names in some lines: count, and order of first appearance.
-type PartNames = HashMap<String, (usize, u64)>;
+/// A contact's canonical `ts`: inline when 24 bytes (always, but for years
+/// past 9999), so a contact allocates nothing.
+enum Ts {
+    Inline([u8; 24]),
+    Heap(Box<str>),
+}
 
-/// The rows of some lines; `names` stay in `PartNames` until merged.
-type Part = HashMap<IpAddr, (HostRow, PartNames)>;
+impl Ts {
+    fn new(ts: &str) -> Ts {
+        match <[u8; 24]>::try_from(ts.as_bytes()) {
+            Ok(bytes) => Ts::Inline(bytes),
+            Err(_) => Ts::Heap(ts.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // 24 bytes of a `str`, which the canonical form keeps ASCII.
+            Ts::Inline(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            Ts::Heap(s) => s,
+        }
+    }
+}
+
+/// One kept contact, read on a worker; its texts are indices into the
+/// chunk's [`Part::strings`] (a chunk has few distinct ones).
+struct Contact {
+    client: IpAddr,
+    ts: Ts,
+    after: bool,
+    category: u32,
+    action: u32,
+    layer: u32,
+    gateway: u32,
+    name: u32,
+    /// Hostname and MAC of the lease that held `client` then.
+    machine: Option<(u32, u32)>,
+}
+
+/// The kept contacts of one chunk, in order. Counting them into rows is
+/// left to the calling thread, in file order, so rows come out exactly as
+/// when counting line by line (the 256-names cap depends on order).
+#[derive(Default)]
+struct Part {
+    contacts: Vec<Contact>,
+    strings: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32>,
+}
+
+impl Part {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.strings.len() as u32;
+        self.strings.push(s.into());
+        self.index.insert(s.into(), i);
+        i
+    }
+
+    fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, after: bool, leases: Option<&Leases>) {
+        let machine = leases.and_then(|l| l.at(client, millis(ts).unwrap_or(0)));
+        let contact = Contact {
+            client,
+            ts: Ts::new(ts),
+            after,
+            category: self.intern(r.category.as_deref().unwrap_or("-")),
+            action: self.intern(r.action.as_deref().unwrap_or("")),
+            layer: self.intern(r.layer.as_deref().unwrap_or("-")),
+            gateway: self.intern(&r.host),
+            name: self.intern(r.name.as_deref().or(r.dst.as_ref().map(|_| "(ip)")).unwrap_or("-")),
+            machine: machine.map(|m| (self.intern(&m.hostname), self.intern(&m.mac))),
+        };
+        self.contacts.push(contact);
+    }
+}
 
 /// One row per client of the contacts `filter` keeps.
 pub fn hosts(
@@ -189,22 +224,13 @@ pub fn hosts_with(
 ) -> Result<Hosts, ReviewError> {
     let add = |part: &mut Part, r: &Rec<'_>, ts: &str, _: &[u8]| {
         let Some(client) = r.client.filter(|_| filter.keep(r, ts)) else { return };
-        let (row, names) = part.entry(client).or_insert_with(|| (HostRow::new(client, ts), HashMap::new()));
-        row.add(names, r, ts, prohibition.is_some_and(|p| ts >= p));
-        if let Some(lease) = leases.and_then(|l| l.at(client, millis(ts).unwrap_or(0))) {
-            let m = Machine { hostname: lease.hostname.clone(), mac: lease.mac.clone() };
-            if !row.machines.contains(&m) {
-                row.machines.push(m);
-            }
-        }
+        part.add(r, ts, client, prohibition.is_some_and(|p| ts >= p), leases);
     };
     let mut rows: HashMap<IpAddr, HostRow> = HashMap::new();
-    let input = scan(paths, reading, Part::new, add, |part| {
-        for (client, (row, names)) in part {
-            match rows.entry(client) {
-                Entry::Occupied(mut e) => e.get_mut().merge(row, names),
-                Entry::Vacant(e) => e.insert(row).add_names(names),
-            }
+    let input = scan(paths, reading, Part::default, add, |part| {
+        for c in &part.contacts {
+            let row = rows.entry(c.client).or_insert_with(|| HostRow::new(c.client, c.ts.as_str()));
+            row.add(c, &part.strings);
         }
         true
     })?;

@@ -150,7 +150,10 @@ pub(crate) fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str)
 }
 
 /// Adds the counts of `later` to `map`.
-pub(crate) fn add_counts(map: &mut std::collections::BTreeMap<String, u64>, later: std::collections::BTreeMap<String, u64>) {
+pub(crate) fn add_counts(
+    map: &mut std::collections::BTreeMap<String, u64>,
+    later: std::collections::BTreeMap<String, u64>,
+) {
     if map.is_empty() {
         *map = later;
         return;

@@ -165,10 +165,15 @@ mod tests {
         let path = dir.path().join("a.jsonl");
         std::fs::write(&path, "line\n".repeat(10_000)).unwrap();
         let mut folded = 0;
-        run(&[path], Reading { workers: 2, chunk: 64 }, |chunk| chunk.lines().count(), |_, _| {
-            folded += 1;
-            folded < 3
-        })
+        run(
+            &[path],
+            Reading { workers: 2, chunk: 64 },
+            |chunk| chunk.lines().count(),
+            |_, _| {
+                folded += 1;
+                folded < 3
+            },
+        )
         .unwrap();
         assert_eq!(folded, 3);
     }

@@ -13,6 +13,7 @@ use ed25519_dalek::SigningKey;
 use super::export::{Format, export_with};
 use super::hosts::hosts_with;
 use super::input::CHUNK;
+use super::leases::Leases;
 use super::rec::{Filter, Rec};
 use super::summary::summarize_with;
 use super::timeline::{Bucket, timeline_with};
@@ -53,7 +54,12 @@ fn record(seq: u64, ts: DateTime<Utc>, host: &str, prev: &str) -> Record {
         6 => Record::event(ts, RecordType::Policy, "policy «kaspersky» loaded ✓"),
         7 => Record::event(ts, RecordType::Recovered, "moved 12 bytes aside"),
         8 => Record {
-            retention: Some(Retention { file: "old.jsonl".into(), first_seq: 1, last_seq: 0, last_hash: GENESIS.into() }),
+            retention: Some(Retention {
+                file: "old.jsonl".into(),
+                first_seq: 1,
+                last_seq: 0,
+                last_hash: GENESIS.into(),
+            }),
             ..Record::event(ts, RecordType::Retention, "deleted old.jsonl")
         },
         99 => Record::event(ts, RecordType::Stop, "stopped"),
@@ -139,7 +145,9 @@ fn in_place_parsing_reads_what_serde_json_reads() {
             total += 1;
             if let Ok(rec) = Rec::fast(&edited) {
                 fast += 1;
-                let Ok(slow) = serde_json::from_slice::<Rec<'_>>(&edited) else { panic!("only the fast path reads {}", String::from_utf8_lossy(&edited)) };
+                let Ok(slow) = serde_json::from_slice::<Rec<'_>>(&edited) else {
+                    panic!("only the fast path reads {}", String::from_utf8_lossy(&edited))
+                };
                 assert_eq!(format!("{rec:?}"), format!("{slow:?}"), "{}", String::from_utf8_lossy(&edited));
             }
         }
@@ -158,11 +166,16 @@ fn reports(files: &[PathBuf], reading: Reading) -> Result<Vec<String>, ReviewErr
     let filter = Filter::default();
     let after = Filter { after: Some("2024-09-29T00:00:00.000Z".into()), ..Filter::default() };
     let prohibition = Some("2024-09-29T00:00:00.000Z");
+    // Two machines held 10.0.1.1: one until 23:00 on the first day.
+    let leases = Leases::parse(
+        "1727564400 AA:00:00:00:00:01 10.0.1.1 laptop-a *\n1727700000 aa:00:00:00:00:02 10.0.1.1 laptop-b *\n",
+    );
     let mut out = vec![
         json(&verify_with(files, Some(&vk), reading)?),
         json(&verify_with(files, None, reading)?),
         json(&summarize_with(files, prohibition, reading)?),
         json(&hosts_with(files, prohibition, &filter, None, reading)?),
+        json(&hosts_with(files, prohibition, &filter, Some(&leases), reading)?),
         json(&timeline_with(files, Bucket::Hour, &after, prohibition, reading)?),
     ];
     for format in [Format::Csv, Format::Jsonl] {
@@ -230,6 +243,7 @@ fn parallel_and_sequential_readers_agree_on_a_log_tampered_after_the_first_chunk
     );
     assert!(one[0].contains("torn-tail") && one[0].contains("\"gap\""), "{}", one[0]);
     assert!(one[2].contains("\"malformed_count\": 2"), "{}", one[2]);
+    assert!(one[4].contains("laptop-a") && one[4].contains("laptop-b"), "{}", one[4]);
     for reading in [
         Reading { workers: 2, chunk: CHUNK },
         Reading { workers: 2, chunk: 4096 },
@@ -256,6 +270,7 @@ fn a_failed_write_stops_the_export() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.jsonl");
     write(&path, &log("gw1", 500));
-    let result = export_with(&[path], &Filter::default(), Format::Jsonl, &mut Full, Reading { workers: 2, chunk: 4096 });
+    let result =
+        export_with(&[path], &Filter::default(), Format::Jsonl, &mut Full, Reading { workers: 2, chunk: 4096 });
     assert!(result.is_err());
 }

@@ -296,7 +296,10 @@ enum Item {
     TooLong,
     /// The stored hash if the line's own hash checks, else the finding;
     /// the fields if they parse, else the finding.
-    Line { hash: Result<Hash, String>, rec: Result<VRec, String> },
+    Line {
+        hash: Result<Hash, String>,
+        rec: Result<VRec, String>,
+    },
 }
 
 impl Item {
@@ -307,9 +310,8 @@ impl Item {
         if line.too_long {
             return Item::TooLong;
         }
-        let hash = check_hash(line.bytes)
-            .map(Hash::new)
-            .map_err(|e| format!("{e} (the line was edited or is not a record)"));
+        let hash =
+            check_hash(line.bytes).map(Hash::new).map_err(|e| format!("{e} (the line was edited or is not a record)"));
         let rec = VLine::parse(line.bytes).map(VRec::new).map_err(|e| format!("not an audit record: {e}"));
         Item::Line { hash, rec }
     }
@@ -448,7 +450,13 @@ impl<'k> Walk<'k> {
             );
             out.add(Severity::Warning, path, n, "torn-tail", text);
         } else {
-            out.add(Severity::Problem, path, n, "torn-line", format!("{text}, but the chain continues in a later file"));
+            out.add(
+                Severity::Problem,
+                path,
+                n,
+                "torn-line",
+                format!("{text}, but the chain continues in a later file"),
+            );
         }
     }
 
