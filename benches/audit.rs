@@ -1,6 +1,10 @@
 //! Audit log throughput: records/s written by the writer thread with the
 //! default fsync policy (write + fdatasync once per second), and records/s
-//! read by `summary` (and `verify`) over a generated log.
+//! read by `summary`, `verify`, `hosts` and `timeline` over a generated
+//! log, on every core and (`*_one_thread`) on the calling thread only.
+//! After the criterion runs, the review bench prints the CPU time each
+//! review takes per record (from `/proc/self/stat`): what a record costs
+//! when other work on the machine makes wall-clock figures noisy.
 //!
 //! Run: `cargo bench --bench audit`. The review log has 1,000,000 records
 //! by default; `WARDEN_BENCH_RECORDS=10000000 cargo bench --bench audit`
@@ -15,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use warden::audit::review::{summary, verify};
+use warden::audit::review::rec::Filter;
+use warden::audit::review::timeline::Bucket;
+use warden::audit::review::{Reading, hosts, summary, timeline, verify};
 use warden::audit::{AuditConfig, GENESIS, Layer, Record, check_line, encode, spawn};
 use warden::policy::Action;
 
@@ -108,11 +114,66 @@ fn bench_review(c: &mut Criterion) {
     let files = [path];
     let mut g = c.benchmark_group("audit_review");
     g.throughput(Throughput::Elements(n)).sample_size(10);
-    g.bench_function("summary", |b| {
-        b.iter(|| black_box(summary::summarize(&files, Some("2024-09-29T04:00:00.000Z")).expect("summary")))
+    let prohibition = Some("2024-09-29T04:00:00.000Z");
+    let filter = Filter::default();
+    for (suffix, reading) in [("", Reading::auto()), ("_one_thread", Reading::sequential())] {
+        g.bench_function(format!("summary{suffix}"), |b| {
+            b.iter(|| black_box(summary::summarize_with(&files, prohibition, reading).expect("summary")))
+        });
+        g.bench_function(format!("verify{suffix}"), |b| {
+            b.iter(|| black_box(verify::verify_with(&files, None, reading).expect("verify")))
+        });
+    }
+    g.bench_function("hosts", |b| {
+        b.iter(|| black_box(hosts::hosts(&files, prohibition, &filter, None).expect("hosts")))
     });
-    g.bench_function("verify", |b| b.iter(|| black_box(verify::verify(&files, None).expect("verify"))));
+    g.bench_function("timeline", |b| {
+        b.iter(|| black_box(timeline::timeline(&files, Bucket::Hour, &filter, prohibition).expect("timeline")))
+    });
     g.finish();
+    if measuring() {
+        cpu_per_record(&files, n);
+    }
+}
+
+/// CPU time (user and system, all threads) of this process so far; Linux
+/// counts it in ticks of 10 ms.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Prints wall and CPU time per record of each review, best of three.
+fn cpu_per_record(files: &[std::path::PathBuf], n: u64) {
+    let prohibition = Some("2024-09-29T04:00:00.000Z");
+    let filter = Filter::default();
+    let one = Reading::sequential();
+    let runs: [(&str, &dyn Fn()); 6] = [
+        ("summary", &|| drop(black_box(summary::summarize(files, prohibition)))),
+        ("verify", &|| drop(black_box(verify::verify(files, None)))),
+        ("summary_one_thread", &|| drop(black_box(summary::summarize_with(files, prohibition, one)))),
+        ("verify_one_thread", &|| drop(black_box(verify::verify_with(files, None, one)))),
+        ("hosts", &|| drop(black_box(hosts::hosts(files, prohibition, &filter, None)))),
+        ("timeline", &|| drop(black_box(timeline::timeline(files, Bucket::Hour, &filter, prohibition)))),
+    ];
+    for (name, run) in runs {
+        let mut best = (Duration::MAX, Duration::MAX);
+        for _ in 0..3 {
+            let (cpu, wall) = (cpu_time(), Instant::now());
+            run();
+            let (wall, cpu) = (wall.elapsed(), cpu_time().zip(cpu).map(|(b, a)| b - a).unwrap_or_default());
+            best = (best.0.min(wall), best.1.min(cpu));
+        }
+        let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+        eprintln!(
+            "audit_review/{name}: {:.0} ns wall, {:.0} ns CPU per record ({:.2} M records/s per CPU-second)",
+            per(best.0),
+            per(best.1),
+            1e3 / per(best.1)
+        );
+    }
 }
 
 criterion_group!(benches, bench_write, bench_review);

@@ -91,9 +91,11 @@ pub fn check_hash(line: &[u8]) -> Result<&str, ChainError> {
     if !suffix.starts_with(HASH_KEY) || !suffix.ends_with(b"\"}") || !is_lower_hex(stored) {
         return Err(ChainError::NoHash);
     }
-    let computed = lower_hex(&Sha256::new().chain_update(body).chain_update(b"}").finalize());
-    if computed.as_bytes() != stored {
+    let mut computed = [0; 64];
+    hex_into(&Sha256::new().chain_update(body).chain_update(b"}").finalize(), &mut computed);
+    if computed != stored {
         let stored = String::from_utf8_lossy(stored).into_owned();
+        let computed = String::from_utf8_lossy(&computed).into_owned();
         return Err(ChainError::HashMismatch { stored, computed });
     }
     // Lowercase hex digits are ASCII, so this never fails.
@@ -125,6 +127,15 @@ fn lower_hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
+}
+
+/// Lowercase hex of a SHA-256 digest into `out`, without allocating.
+fn hex_into(digest: &[u8], out: &mut [u8; 64]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, &b) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
 }
 
 fn is_lower_hex(s: &[u8]) -> bool {
@@ -539,6 +550,9 @@ mod tests {
     fn lower_hex_matches_the_hex_crate() {
         let digest = Sha256::digest(b"abc");
         assert_eq!(lower_hex(&digest), hex::encode(digest));
+        let mut out = [0; 64];
+        hex_into(&digest, &mut out);
+        assert_eq!(out, hex::encode(digest).as_bytes());
     }
 
     #[test]

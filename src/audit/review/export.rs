@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::rec::{Filter, Rec};
-use super::{ReviewError, ScanStats};
+use super::{Reading, ReviewError, ScanStats};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,21 +27,46 @@ pub fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<(u64, ScanStats), ExportError> {
+    export_with(paths, filter, format, out, Reading::auto())
+}
+
+/// The kept contacts of one chunk, as they are to be written.
+#[derive(Default)]
+struct Part {
+    kept: u64,
+    bytes: Vec<u8>,
+}
+
+/// [`export`], reading as `reading` says.
+pub fn export_with(
+    paths: &[PathBuf],
+    filter: &Filter,
+    format: Format,
+    out: &mut dyn Write,
+    reading: Reading,
+) -> Result<(u64, ScanStats), ExportError> {
     if format == Format::Csv {
         out.write_all(CSV_HEADER.as_bytes()).map_err(ExportError::Write)?;
     }
-    let mut kept = 0;
-    let mut failed: Option<io::Error> = None;
-    let stats = super::scan(paths, |r, ts, bytes| {
-        if failed.is_some() || !filter.keep(r, ts) {
+    let add = |part: &mut Part, r: &Rec<'_>, ts: &str, bytes: &[u8]| {
+        if !filter.keep(r, ts) {
             return;
         }
-        kept += 1;
-        let result = match format {
-            Format::Jsonl => out.write_all(bytes).and_then(|()| out.write_all(b"\n")),
-            Format::Csv => write_csv(out, r, ts),
-        };
-        failed = result.err();
+        part.kept += 1;
+        match format {
+            Format::Jsonl => {
+                part.bytes.extend_from_slice(bytes);
+                part.bytes.push(b'\n');
+            }
+            Format::Csv => write_csv(&mut part.bytes, r, ts),
+        }
+    };
+    let mut kept = 0;
+    let mut failed: Option<io::Error> = None;
+    let stats = super::scan(paths, reading, Part::default, add, |part| {
+        kept += part.kept;
+        failed = out.write_all(&part.bytes).err();
+        failed.is_none()
     })?;
     match failed {
         Some(e) => Err(ExportError::Write(e)),
@@ -57,12 +82,11 @@ pub enum ExportError {
     Write(#[source] io::Error),
 }
 
-fn write_csv(out: &mut dyn Write, r: &Rec<'_>, ts: &str) -> io::Result<()> {
+fn write_csv(out: &mut Vec<u8>, r: &Rec<'_>, ts: &str) {
     let opt = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(csv_field).unwrap_or_default();
     let ip = |v: Option<std::net::IpAddr>| v.map(|a| a.to_string()).unwrap_or_default();
-    writeln!(
-        out,
-        "{ts},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+    let line = format!(
+        "{ts},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
         csv_field(&r.host),
         r.seq,
         ip(r.client),
@@ -76,7 +100,8 @@ fn write_csv(out: &mut dyn Write, r: &Rec<'_>, ts: &str) -> io::Result<()> {
         opt(&r.rule),
         opt(&r.phase),
         r.policy.as_ref().map(|p| csv_field(&p.id)).unwrap_or_default(),
-    )
+    );
+    out.extend_from_slice(line.as_bytes());
 }
 
 /// RFC 4180 quoting when needed; a leading `=`, `+`, `-` or `@` is

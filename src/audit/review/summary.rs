@@ -2,14 +2,15 @@
 //! and gateway, distinct clients, and contacts after the prohibition
 //! instant. Fixed-size aggregates plus one set of client addresses.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use hashbrown::HashSet;
 use serde::Serialize;
 
 use super::rec::Rec;
-use super::{ReviewError, ScanStats, bump, scan};
+use super::{Reading, ReviewError, ScanStats, add_counts, bump, scan, set_text};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
@@ -33,29 +34,40 @@ pub struct Summary {
     pub input: ScanStats,
 }
 
-fn widen(range: &mut (Option<String>, Option<String>), ts: &str) {
+/// First and last instant seen.
+type Range = (Option<String>, Option<String>);
+
+fn widen(range: &mut Range, ts: &str) {
     if range.0.as_deref().is_none_or(|f| ts < f) {
-        range.0 = Some(ts.to_owned());
+        set_text(&mut range.0, ts);
     }
     if range.1.as_deref().is_none_or(|l| ts > l) {
-        range.1 = Some(ts.to_owned());
+        set_text(&mut range.1, ts);
     }
 }
 
-/// Reads `paths` once. `prohibition`: canonical instant, if known.
-pub fn summarize(paths: &[PathBuf], prohibition: Option<&str>) -> Result<Summary, ReviewError> {
-    let mut s = Summary { prohibition: prohibition.map(str::to_owned), ..Summary::default() };
-    let (mut range, mut contact_range) = ((None, None), (None, None));
-    let (mut clients, mut after_clients) = (HashSet::<IpAddr>::new(), HashSet::<IpAddr>::new());
-    s.input = scan(paths, |r: &Rec<'_>, ts: &str, _: &[u8]| {
+/// The counts of some lines; the tallies of consecutive chunks add up.
+#[derive(Default)]
+struct Tally {
+    /// `input` stays empty here; `range`s and client sets are separate.
+    s: Summary,
+    range: Range,
+    contact_range: Range,
+    clients: HashSet<IpAddr>,
+    after_clients: HashSet<IpAddr>,
+}
+
+impl Tally {
+    fn add(&mut self, r: &Rec<'_>, ts: &str, prohibition: Option<&str>) {
+        let s = &mut self.s;
         s.records += 1;
-        widen(&mut range, ts);
+        widen(&mut self.range, ts);
         bump(&mut s.by_type, &r.kind);
         if !r.is_contact() {
             return;
         }
         s.contacts += 1;
-        widen(&mut contact_range, ts);
+        widen(&mut self.contact_range, ts);
         bump(&mut s.by_gateway, &r.host);
         for (map, v) in [
             (&mut s.by_phase, &r.phase),
@@ -66,17 +78,59 @@ pub fn summarize(paths: &[PathBuf], prohibition: Option<&str>) -> Result<Summary
             bump(map, v.as_deref().unwrap_or("-"));
         }
         if let Some(c) = r.client {
-            clients.insert(c);
+            self.clients.insert(c);
         }
         if prohibition.is_some_and(|p| ts >= p) {
             s.contacts_after_prohibition += 1;
             if let Some(c) = r.client {
-                after_clients.insert(c);
+                self.after_clients.insert(c);
             }
         }
+    }
+
+    fn merge(&mut self, later: Tally) {
+        let (s, l) = (&mut self.s, later.s);
+        s.records += l.records;
+        s.contacts += l.contacts;
+        s.contacts_after_prohibition += l.contacts_after_prohibition;
+        for (map, more) in [
+            (&mut s.by_type, l.by_type),
+            (&mut s.by_gateway, l.by_gateway),
+            (&mut s.by_phase, l.by_phase),
+            (&mut s.by_category, l.by_category),
+            (&mut s.by_layer, l.by_layer),
+            (&mut s.by_action, l.by_action),
+        ] {
+            add_counts(map, more);
+        }
+        for (range, more) in [(&mut self.range, later.range), (&mut self.contact_range, later.contact_range)] {
+            for ts in [more.0, more.1].iter().flatten() {
+                widen(range, ts);
+            }
+        }
+        self.clients.extend(later.clients);
+        self.after_clients.extend(later.after_clients);
+    }
+}
+
+/// Reads `paths` once. `prohibition`: canonical instant, if known.
+pub fn summarize(paths: &[PathBuf], prohibition: Option<&str>) -> Result<Summary, ReviewError> {
+    summarize_with(paths, prohibition, Reading::auto())
+}
+
+/// [`summarize`], reading as `reading` says.
+pub fn summarize_with(paths: &[PathBuf], prohibition: Option<&str>, reading: Reading) -> Result<Summary, ReviewError> {
+    let mut all = Tally::default();
+    let add = |t: &mut Tally, r: &Rec<'_>, ts: &str, _: &[u8]| t.add(r, ts, prohibition);
+    let input = scan(paths, reading, Tally::default, add, |t| {
+        all.merge(t);
+        true
     })?;
-    (s.first_ts, s.last_ts) = range;
-    (s.first_contact, s.last_contact) = contact_range;
-    (s.clients, s.clients_after_prohibition) = (clients.len(), after_clients.len());
+    let mut s = all.s;
+    s.input = input;
+    s.prohibition = prohibition.map(str::to_owned);
+    (s.first_ts, s.last_ts) = all.range;
+    (s.first_contact, s.last_contact) = all.contact_range;
+    (s.clients, s.clients_after_prohibition) = (all.clients.len(), all.after_clients.len());
     Ok(s)
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::rec::{Filter, Rec};
-use super::{ReviewError, ScanStats, bump, scan};
+use super::{Reading, ReviewError, ScanStats, add_counts, bump, scan};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,11 +50,26 @@ pub fn timeline(
     filter: &Filter,
     prohibition: Option<&str>,
 ) -> Result<Timeline, ReviewError> {
+    timeline_with(paths, by, filter, prohibition, Reading::auto())
+}
+
+/// [`timeline`], reading as `reading` says.
+pub fn timeline_with(
+    paths: &[PathBuf],
+    by: Bucket,
+    filter: &Filter,
+    prohibition: Option<&str>,
+    reading: Reading,
+) -> Result<Timeline, ReviewError> {
     let mut counts = BTreeMap::new();
-    let input = scan(paths, |r: &Rec<'_>, ts: &str, _: &[u8]| {
+    let add = |part: &mut BTreeMap<String, u64>, r: &Rec<'_>, ts: &str, _: &[u8]| {
         if filter.keep(r, ts) {
-            bump(&mut counts, &ts[..by.width().min(ts.len())]);
+            bump(part, &ts[..by.width().min(ts.len())]);
         }
+    };
+    let input = scan(paths, reading, BTreeMap::new, add, |part| {
+        add_counts(&mut counts, part);
+        true
     })?;
     let buckets = counts.into_iter().map(|(k, n)| (by.start(&k), n)).collect();
     Ok(Timeline { by, prohibition: prohibition.map(str::to_owned), buckets, input })

@@ -4,17 +4,24 @@
 //! signatures, torn lines, and gaps longer than the heartbeat interval.
 //! Seq ranges deleted by retention are accepted only when a `retention`
 //! record in the chain names them. Every finding carries file and line.
+//!
+//! Each line's hash and fields are read on worker threads ([`Item`]); the
+//! walk itself runs on the calling thread over the items in file order, so
+//! findings are those of a walk line by line.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use super::ReviewError;
-use super::input::{LineReader, file_head};
+use super::input::{Chunk, Line, file_head};
+use super::json::{self, Decline, Seen};
+use super::par;
 use super::rec::millis;
+use super::{Reading, ReviewError};
 use crate::audit::chain::{GENESIS, check_hash};
 use crate::audit::record::{Checkpoint, Heartbeat, Retention};
 use crate::audit::sign;
@@ -83,7 +90,7 @@ enum Severity {
 }
 
 /// The fields `verify` reads from a line.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct VLine<'a> {
     #[serde(borrow)]
     ts: Cow<'a, str>,
@@ -108,13 +115,224 @@ struct VLine<'a> {
     retention: Option<Retention>,
 }
 
+impl<'a> VLine<'a> {
+    /// What `serde_json::from_slice` gives, faster for the writer's lines.
+    fn parse(line: &'a [u8]) -> Result<VLine<'a>, serde_json::Error> {
+        match VLine::fast(line) {
+            Ok(v) => Ok(v),
+            Err(Decline) => serde_json::from_slice(line),
+        }
+    }
+
+    /// The in-place reading of [`json`]; declines what `serde` would not
+    /// read the same way, and the rare records with nested fields.
+    fn fast(line: &'a [u8]) -> Result<VLine<'a>, Decline> {
+        const REQUIRED: [u32; 5] = [0, 1, 2, 4, 5];
+        let mut fields = json::object(line)?;
+        let mut seen = Seen::default();
+        let mut v = VLine {
+            ts: Cow::Borrowed(""),
+            seq: 0,
+            kind: Cow::Borrowed(""),
+            host: Cow::Borrowed(""),
+            prev_hash: Cow::Borrowed(""),
+            hash: Cow::Borrowed(""),
+            message: None,
+            count: None,
+            checkpoint: None,
+            heartbeat: None,
+            retention: None,
+        };
+        while let Some((key, value)) = fields.next_field()? {
+            let field = match key {
+                "ts" => 0,
+                "seq" => 1,
+                "type" => 2,
+                "host" => 3,
+                "prev_hash" => 4,
+                "hash" => 5,
+                "message" => 6,
+                "count" => 7,
+                "checkpoint" | "heartbeat" | "retention" => return Err(Decline),
+                _ => continue,
+            };
+            seen.mark(field)?;
+            match field {
+                0 => v.ts = Cow::Borrowed(value.str()?),
+                1 => v.seq = value.num()?,
+                2 => v.kind = Cow::Borrowed(value.str()?),
+                3 => v.host = Cow::Borrowed(value.str()?),
+                4 => v.prev_hash = Cow::Borrowed(value.str()?),
+                5 => v.hash = Cow::Borrowed(value.str()?),
+                6 => v.message = Some(Cow::Borrowed(value.str()?)),
+                _ => v.count = Some(value.num()?),
+            }
+        }
+        if REQUIRED.iter().any(|&f| !seen.has(f)) {
+            return Err(Decline);
+        }
+        Ok(v)
+    }
+}
+
+/// A hash as a line has it: inline when it is 64 bytes (as in every line
+/// the writer wrote), so the common line allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Hash {
+    Inline([u8; 64]),
+    Heap(Box<str>),
+}
+
+impl Hash {
+    fn new(s: &str) -> Hash {
+        match <[u8; 64]>::try_from(s.as_bytes()) {
+            Ok(bytes) => Hash::Inline(bytes),
+            Err(_) => Hash::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // 64 bytes of a `str`: always UTF-8.
+            Hash::Inline(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            Hash::Heap(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The record types the walk treats specially.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Checkpoint,
+    Heartbeat,
+    Retention,
+    Recovered,
+    Loss,
+    Failure,
+    Start,
+    Stop,
+    Other,
+}
+
+impl Kind {
+    fn of(kind: &str) -> Kind {
+        match kind {
+            "checkpoint" => Kind::Checkpoint,
+            "heartbeat" => Kind::Heartbeat,
+            "retention" => Kind::Retention,
+            "recovered" => Kind::Recovered,
+            "loss" => Kind::Loss,
+            "failure" => Kind::Failure,
+            "start" => Kind::Start,
+            "stop" => Kind::Stop,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// The fields of a parsed line that the walk uses, owned.
+#[derive(Debug)]
+struct VRec {
+    seq: u64,
+    kind: Kind,
+    /// `ts` in Unix ms, if it is an RFC 3339 instant.
+    millis: Option<i64>,
+    prev_hash: Hash,
+    hash: Hash,
+    /// The rest, for the record types that use it (not contacts).
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug)]
+struct Extra {
+    ts: String,
+    host: String,
+    message: Option<String>,
+    count: Option<u64>,
+    checkpoint: Option<Checkpoint>,
+    heartbeat: Option<Heartbeat>,
+    retention: Option<Retention>,
+}
+
+impl VRec {
+    fn new(v: VLine<'_>) -> VRec {
+        let kind = Kind::of(&v.kind);
+        let extra = match kind {
+            Kind::Start | Kind::Stop | Kind::Other => None,
+            _ => Some(Box::new(Extra {
+                ts: v.ts.clone().into_owned(),
+                host: v.host.into_owned(),
+                message: v.message.map(Cow::into_owned),
+                count: v.count,
+                checkpoint: v.checkpoint,
+                heartbeat: v.heartbeat,
+                retention: v.retention,
+            })),
+        };
+        VRec {
+            seq: v.seq,
+            kind,
+            millis: millis(&v.ts),
+            prev_hash: Hash::new(&v.prev_hash),
+            hash: Hash::new(&v.hash),
+            extra,
+        }
+    }
+}
+
+/// One line, read and checked on its own (on a worker thread). Nearly
+/// every item is a `Line`: boxing it would cost an allocation per line.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    /// No `\n` at the end of the file: so many bytes.
+    Torn(usize),
+    TooLong,
+    /// The stored hash if the line's own hash checks, else the finding;
+    /// the fields if they parse, else the finding.
+    Line {
+        hash: Result<Hash, String>,
+        rec: Result<VRec, String>,
+    },
+}
+
+impl Item {
+    fn read(line: Line<'_>) -> Item {
+        if line.torn {
+            return Item::Torn(line.bytes.len());
+        }
+        if line.too_long {
+            return Item::TooLong;
+        }
+        let hash =
+            check_hash(line.bytes).map(Hash::new).map_err(|e| format!("{e} (the line was edited or is not a record)"));
+        let rec = VLine::parse(line.bytes).map(VRec::new).map_err(|e| format!("not an audit record: {e}"));
+        Item::Line { hash, rec }
+    }
+}
+
+fn read_chunk(chunk: &Chunk) -> Vec<Item> {
+    chunk.lines().map(Item::read).collect()
+}
+
 /// Verifies every chain in `paths`; with `key`, checkpoint signatures too.
 pub fn verify(paths: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Outcome, ReviewError> {
+    verify_with(paths, key, Reading::auto())
+}
+
+/// [`verify`], reading as `reading` says.
+pub fn verify_with(paths: &[PathBuf], key: Option<&VerifyingKey>, reading: Reading) -> Result<Outcome, ReviewError> {
     let mut out = Outcome { files: paths.len(), signatures_checked: key.is_some(), ..Outcome::default() };
     for (host, files) in group(paths)? {
         let mut walk = Walk::new(host, key);
         for (i, path) in files.iter().enumerate() {
-            walk.file(path, i + 1 == files.len(), &mut out)?;
+            walk.file(path, i + 1 == files.len(), reading, &mut out)?;
         }
         let report = walk.finish(&mut out);
         out.records += report.records;
@@ -157,9 +375,13 @@ struct Walk<'k> {
     key: Option<&'k VerifyingKey>,
     report: ChainReport,
     /// Seq and hash of the previous line; `None` after an unreadable line.
-    prev: Option<(u64, String)>,
+    prev: Option<(u64, Hash)>,
+    /// The hash the last line that parsed claims (`report.last_hash`).
+    last_hash: Option<Hash>,
     at_start: bool,
-    prev_ts: Option<(i64, PathBuf, u64)>,
+    /// Instant of the last line with one, its file (in `report.files`)
+    /// and line.
+    prev_ts: Option<(i64, usize, u64)>,
     heartbeat_s: Option<u64>,
     stopped: bool,
     missing: Vec<Missing>,
@@ -172,6 +394,7 @@ impl<'k> Walk<'k> {
             key,
             report: ChainReport { host, ..ChainReport::default() },
             prev: None,
+            last_hash: None,
             at_start: true,
             prev_ts: None,
             heartbeat_s: None,
@@ -181,71 +404,63 @@ impl<'k> Walk<'k> {
         }
     }
 
-    fn file(&mut self, path: &Path, last_file: bool, out: &mut Outcome) -> Result<(), ReviewError> {
+    fn file(&mut self, path: &Path, last_file: bool, reading: Reading, out: &mut Outcome) -> Result<(), ReviewError> {
         self.report.files.push(path.to_owned());
-        let mut reader = LineReader::open(path, 0)?;
         let mut first = true;
-        let read_err = |source| ReviewError::Read { path: path.to_owned(), source };
-        while let Some(line) = reader.next_line().map_err(read_err)? {
-            self.report.records += 1;
-            let n = line.number;
-            if line.torn {
-                let text = format!("torn last line: {} bytes without a newline", line.bytes.len());
-                if last_file {
-                    let text = format!(
-                        "{text} (a crash cut the last write short; warden moves it aside and writes a `recovered` record at its next start)"
-                    );
-                    out.add(Severity::Warning, path, n, "torn-tail", text);
-                } else {
-                    out.add(
-                        Severity::Problem,
-                        path,
-                        n,
-                        "torn-line",
-                        format!("{text}, but the chain continues in a later file"),
-                    );
+        par::run(std::slice::from_ref(&path.to_owned()), reading, read_chunk, |chunk, items| {
+            for (n, item) in (chunk.first_line..).zip(items) {
+                self.report.records += 1;
+                let (hash, rec) = match item {
+                    Item::Torn(bytes) => {
+                        self.torn(bytes, path, n, last_file, out);
+                        return false;
+                    }
+                    Item::TooLong => {
+                        out.add(Severity::Problem, path, n, "bad-line", "line longer than 1 MiB".into());
+                        self.prev = None;
+                        continue;
+                    }
+                    Item::Line { hash, rec } => (hash, rec),
+                };
+                let hash = match hash {
+                    Ok(h) => Some(h),
+                    Err(text) => {
+                        out.add(Severity::Problem, path, n, "bad-hash", text);
+                        None
+                    }
+                };
+                match rec {
+                    Ok(v) => self.line(&v, hash, path, n, first, out),
+                    Err(text) => {
+                        out.add(Severity::Problem, path, n, "bad-line", text);
+                        self.prev = None;
+                    }
                 }
-                break;
+                first = false;
             }
-            if line.too_long {
-                out.add(Severity::Problem, path, n, "bad-line", "line longer than 1 MiB".into());
-                self.prev = None;
-                continue;
-            }
-            let hash = match check_hash(line.bytes) {
-                Ok(h) => Some(h.to_owned()),
-                Err(e) => {
-                    out.add(
-                        Severity::Problem,
-                        path,
-                        n,
-                        "bad-hash",
-                        format!("{e} (the line was edited or is not a record)"),
-                    );
-                    None
-                }
-            };
-            match serde_json::from_slice::<VLine<'_>>(line.bytes) {
-                Ok(v) => self.line(&v, hash, path, n, first, out),
-                Err(e) => {
-                    out.add(Severity::Problem, path, n, "bad-line", format!("not an audit record: {e}"));
-                    self.prev = None;
-                }
-            }
-            first = false;
-        }
-        Ok(())
+            true
+        })
     }
 
-    fn line(
-        &mut self,
-        v: &VLine<'_>,
-        hash: Option<String>,
-        path: &Path,
-        n: u64,
-        first_in_file: bool,
-        out: &mut Outcome,
-    ) {
+    fn torn(&mut self, bytes: usize, path: &Path, n: u64, last_file: bool, out: &mut Outcome) {
+        let text = format!("torn last line: {bytes} bytes without a newline");
+        if last_file {
+            let text = format!(
+                "{text} (a crash cut the last write short; warden moves it aside and writes a `recovered` record at its next start)"
+            );
+            out.add(Severity::Warning, path, n, "torn-tail", text);
+        } else {
+            out.add(
+                Severity::Problem,
+                path,
+                n,
+                "torn-line",
+                format!("{text}, but the chain continues in a later file"),
+            );
+        }
+    }
+
+    fn line(&mut self, v: &VRec, hash: Option<Hash>, path: &Path, n: u64, first_in_file: bool, out: &mut Outcome) {
         self.link(v, path, n, first_in_file, out);
         self.report.first_seq.get_or_insert(v.seq);
         self.report.last_seq = Some(v.seq);
@@ -253,35 +468,35 @@ impl<'k> Walk<'k> {
         self.gap(v, path, n, out);
         // An edited line still names its successor's prev_hash: go on from
         // the hash the line claims, so one edit is one finding.
-        let claimed = hash.unwrap_or_else(|| v.hash.to_string());
-        self.report.last_hash = Some(claimed.clone());
+        let claimed = hash.unwrap_or_else(|| v.hash.clone());
+        self.last_hash = Some(claimed.clone());
         self.prev = Some((v.seq, claimed));
         self.at_start = false;
     }
 
-    fn link(&mut self, v: &VLine<'_>, path: &Path, n: u64, first_in_file: bool, out: &mut Outcome) {
+    fn link(&mut self, v: &VRec, path: &Path, n: u64, first_in_file: bool, out: &mut Outcome) {
         let missing = |before| Missing {
             before,
             after: v.seq,
-            prev_hash: v.prev_hash.to_string(),
+            prev_hash: v.prev_hash.as_str().to_owned(),
             file: path.to_owned(),
             line: n,
         };
         if self.at_start {
-            if v.seq != 1 || v.prev_hash != GENESIS {
+            if v.seq != 1 || v.prev_hash.as_str() != GENESIS {
                 self.missing.push(missing(0));
             }
             return;
         }
         let Some((pseq, phash)) = &self.prev else { return };
-        if v.seq == pseq + 1 && v.prev_hash == phash.as_str() {
+        if v.seq == pseq + 1 && v.prev_hash == *phash {
             return;
         }
         if first_in_file && v.seq > pseq + 1 {
             self.missing.push(missing(*pseq));
             return;
         }
-        if v.prev_hash != phash.as_str() {
+        if v.prev_hash != *phash {
             let text = format!(
                 "broken link: prev_hash is {}, the previous line's hash is {phash} (a line before it was deleted, inserted, reordered or edited)",
                 v.prev_hash
@@ -294,25 +509,27 @@ impl<'k> Walk<'k> {
         }
     }
 
-    fn kind(&mut self, v: &VLine<'_>, path: &Path, n: u64, out: &mut Outcome) {
-        let msg = v.message.as_deref().unwrap_or("");
-        match v.kind.as_ref() {
-            "checkpoint" => self.checkpoint(v, path, n, out),
-            "heartbeat" => self.heartbeat_s = v.heartbeat.as_ref().map(|h| h.interval_s),
-            "retention" => {
-                if let Some(r) = &v.retention {
+    fn kind(&mut self, v: &VRec, path: &Path, n: u64, out: &mut Outcome) {
+        let extra = v.extra.as_deref();
+        let msg = extra.and_then(|x| x.message.as_deref()).unwrap_or("");
+        match v.kind {
+            Kind::Checkpoint => self.checkpoint(v, path, n, out),
+            Kind::Heartbeat => self.heartbeat_s = extra.and_then(|x| x.heartbeat.as_ref()).map(|h| h.interval_s),
+            Kind::Retention => {
+                if let Some(r) = extra.and_then(|x| x.retention.as_ref()) {
                     self.retention.insert(r.last_seq, (r.first_seq, r.last_hash.clone()));
                     out.add(Severity::Note, path, n, "retention", msg.to_owned());
                 }
             }
-            "recovered" => {
+            Kind::Recovered => {
                 out.add(Severity::Note, path, n, "recovered", format!("torn tail recovered after a crash: {msg}"))
             }
-            "loss" => {
-                out.add(Severity::Warning, path, n, "loss", format!("{} records lost: {msg}", v.count.unwrap_or(0)))
+            Kind::Loss => {
+                let count = extra.and_then(|x| x.count).unwrap_or(0);
+                out.add(Severity::Warning, path, n, "loss", format!("{count} records lost: {msg}"))
             }
-            "failure" => out.add(Severity::Warning, path, n, "failure", msg.to_owned()),
-            "start" => {
+            Kind::Failure => out.add(Severity::Warning, path, n, "failure", msg.to_owned()),
+            Kind::Start => {
                 self.report.starts += 1;
                 if !self.stopped {
                     let text =
@@ -321,23 +538,23 @@ impl<'k> Walk<'k> {
                 }
                 self.stopped = false;
             }
-            "stop" => self.stopped = true,
-            _ => {}
+            Kind::Stop => self.stopped = true,
+            Kind::Other => {}
         }
     }
 
-    fn checkpoint(&mut self, v: &VLine<'_>, path: &Path, n: u64, out: &mut Outcome) {
+    fn checkpoint(&mut self, v: &VRec, path: &Path, n: u64, out: &mut Outcome) {
         self.report.checkpoints += 1;
-        let Some(cp) = &v.checkpoint else {
+        let Some((x, cp)) = v.extra.as_deref().and_then(|x| Some((x, x.checkpoint.as_ref()?))) else {
             return out.add(Severity::Problem, path, n, "checkpoint", "checkpoint record without its signature".into());
         };
-        if cp.seq + 1 != v.seq || cp.hash != v.prev_hash {
+        if cp.seq + 1 != v.seq || cp.hash != v.prev_hash.as_str() {
             let text =
                 format!("checkpoint signs seq {} but sits at seq {} (it must sign the line before it)", cp.seq, v.seq);
             return out.add(Severity::Problem, path, n, "checkpoint", text);
         }
         let Some(key) = self.key else { return };
-        match sign::verify(key, &v.host, &v.ts, cp) {
+        match sign::verify(key, &x.host, &x.ts, cp) {
             Ok(()) => {
                 self.report.checkpoints_verified += 1;
                 self.report.last_signed_seq = Some(v.seq);
@@ -346,14 +563,15 @@ impl<'k> Walk<'k> {
         }
     }
 
-    fn gap(&mut self, v: &VLine<'_>, path: &Path, n: u64, out: &mut Outcome) {
-        let Some(ms) = millis(&v.ts) else { return };
-        if let (Some((prev, ppath, pline)), Some(interval)) = (&self.prev_ts, self.heartbeat_s) {
+    fn gap(&mut self, v: &VRec, path: &Path, n: u64, out: &mut Outcome) {
+        let Some(ms) = v.millis else { return };
+        if let (Some((prev, pfile, pline)), Some(interval)) = (self.prev_ts, self.heartbeat_s) {
             let limit = interval.saturating_mul(1500).saturating_add(5000) as i64;
             let gap = ms - prev;
             if gap > limit {
+                let ppath = self.report.files.get(pfile).map_or(Path::new(""), PathBuf::as_path);
                 let (from, mins) = (format!("{}:{pline}", ppath.display()), gap / 60_000);
-                if v.kind == "start" {
+                if v.kind == Kind::Start {
                     let text = format!("warden was not running for {mins} min (last record at {from})");
                     out.add(Severity::Note, path, n, "downtime", text);
                 } else {
@@ -364,12 +582,13 @@ impl<'k> Walk<'k> {
                 }
             }
         }
-        self.prev_ts = Some((ms, path.to_owned(), n));
+        self.prev_ts = Some((ms, self.report.files.len().saturating_sub(1), n));
     }
 
     /// Settles missing seq ranges against `retention` records, and states
     /// what signatures cover.
-    fn finish(self, out: &mut Outcome) -> ChainReport {
+    fn finish(mut self, out: &mut Outcome) -> ChainReport {
+        self.report.last_hash = self.last_hash.as_ref().map(|h| h.as_str().to_owned());
         for m in &self.missing {
             if !explained(&self.retention, m) {
                 let text = if m.before == 0 {
@@ -446,5 +665,37 @@ fn explained(retention: &HashMap<u64, (u64, String)>, m: &Missing) -> bool {
         // run continues on seq alone.
         end = first - 1;
         want = retention.get(&end).map_or("", |(_, h)| h.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::review::tests::{edits, sample_lines};
+
+    #[test]
+    fn in_place_parsing_reads_what_serde_json_reads() {
+        let (mut fast, mut total) = (0, 0);
+        for line in sample_lines() {
+            for edited in std::iter::once(line.clone()).chain(edits(&line)) {
+                total += 1;
+                if let Ok(v) = VLine::fast(&edited) {
+                    fast += 1;
+                    let Ok(slow) = serde_json::from_slice::<VLine<'_>>(&edited) else {
+                        panic!("only the fast path reads {}", String::from_utf8_lossy(&edited));
+                    };
+                    assert_eq!(format!("{v:?}"), format!("{slow:?}"), "{}", String::from_utf8_lossy(&edited));
+                }
+            }
+        }
+        assert!(fast > total / 4, "{fast} of {total}");
+    }
+
+    #[test]
+    fn hashes_of_any_length_compare_as_text() {
+        let (a, b) = (Hash::new(GENESIS), Hash::new(&"0".repeat(63)));
+        assert_eq!(a.as_str(), GENESIS);
+        assert_eq!(b.to_string(), "0".repeat(63));
+        assert!(a != b && a == Hash::new(GENESIS) && matches!(Hash::new("é"), Hash::Heap(_)));
     }
 }

@@ -1,0 +1,311 @@
+//! A fast path for reading the writer's own lines: a strict subset of JSON
+//! scanned in place, without allocating. The subset is one object of
+//! fields whose values are strings without escapes or control characters,
+//! unsigned integers without sign, fraction or exponent, `true`, `false`,
+//! or objects of the same (at most [`MAX_DEPTH`] deep), with no whitespace
+//! anywhere. That is every line the writer writes.
+//!
+//! Anything outside the subset is declined ([`Decline`]) and the caller
+//! parses the line with `serde_json` instead, so this scanner only has to
+//! agree with `serde_json` on what it accepts, never on what it rejects or
+//! how it words an error. Callers decline too on what their `serde` types
+//! would reject (duplicate or missing fields, a wrong type).
+
+/// Objects nest at most this deep; deeper ones are declined.
+const MAX_DEPTH: u32 = 4;
+
+/// The line is outside the subset: parse it with `serde_json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decline;
+
+/// One field value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    Str(&'a str),
+    Num(u64),
+    Bool(bool),
+    /// A nested object, braces included; read it with [`Fields::of`].
+    Obj(&'a str),
+}
+
+impl<'a> Value<'a> {
+    pub(crate) fn str(self) -> Result<&'a str, Decline> {
+        match self {
+            Value::Str(s) => Ok(s),
+            _ => Err(Decline),
+        }
+    }
+
+    pub(crate) fn num(self) -> Result<u64, Decline> {
+        match self {
+            Value::Num(n) => Ok(n),
+            _ => Err(Decline),
+        }
+    }
+
+    pub(crate) fn obj(self) -> Result<Fields<'a>, Decline> {
+        match self {
+            Value::Obj(s) => Fields::of(s),
+            _ => Err(Decline),
+        }
+    }
+}
+
+/// The fields of one object, in order.
+pub(crate) struct Fields<'a> {
+    text: &'a str,
+    pos: usize,
+    first: bool,
+    done: bool,
+    depth: u32,
+}
+
+/// The fields of `line` if it is one object in the subset (no trailing
+/// newline). Checks the whole line first: UTF-8, no control characters
+/// and no backslash, so strings can be cut at the next `"`.
+pub(crate) fn object(line: &[u8]) -> Result<Fields<'_>, Decline> {
+    let odd = line.iter().fold(false, |acc, &b| acc | (b < 0x20) | (b == b'\\'));
+    if odd {
+        return Err(Decline);
+    }
+    let text = std::str::from_utf8(line).map_err(|_| Decline)?;
+    Fields::of(text)
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of `text`, which must be exactly one object. `text` must
+    /// come from [`object`] (or a [`Value::Obj`] of it): checked already.
+    pub(crate) fn of(text: &'a str) -> Result<Fields<'a>, Decline> {
+        Fields::nested(text, 0)
+    }
+
+    fn nested(text: &'a str, depth: u32) -> Result<Fields<'a>, Decline> {
+        if depth > MAX_DEPTH || text.as_bytes().first() != Some(&b'{') {
+            return Err(Decline);
+        }
+        Ok(Fields { text, pos: 1, first: true, done: false, depth })
+    }
+
+    fn byte(&self) -> Result<u8, Decline> {
+        self.text.as_bytes().get(self.pos).copied().ok_or(Decline)
+    }
+
+    /// The next field, or `None` after the closing brace. At the top
+    /// level the brace must end the text.
+    pub(crate) fn next_field(&mut self) -> Result<Option<(&'a str, Value<'a>)>, Decline> {
+        if self.done {
+            return Ok(None);
+        }
+        match (self.byte()?, self.first) {
+            (b'}', _) => {
+                self.pos += 1;
+                self.done = true;
+                return if self.depth > 0 || self.pos == self.text.len() { Ok(None) } else { Err(Decline) };
+            }
+            (b',', false) => self.pos += 1,
+            (_, true) => {}
+            _ => return Err(Decline),
+        }
+        self.first = false;
+        let key = self.string()?;
+        if self.byte()? != b':' {
+            return Err(Decline);
+        }
+        self.pos += 1;
+        let value = self.value()?;
+        Ok(Some((key, value)))
+    }
+
+    /// Reads to the closing brace, checking every field on the way.
+    fn finish(&mut self) -> Result<(), Decline> {
+        while self.next_field()?.is_some() {}
+        Ok(())
+    }
+
+    fn string(&mut self) -> Result<&'a str, Decline> {
+        if self.byte()? != b'"' {
+            return Err(Decline);
+        }
+        let start = self.pos + 1;
+        let len = find_quote(self.text.as_bytes().get(start..).ok_or(Decline)?).ok_or(Decline)?;
+        self.pos = start + len + 1;
+        self.text.get(start..start + len).ok_or(Decline)
+    }
+
+    fn value(&mut self) -> Result<Value<'a>, Decline> {
+        match self.byte()? {
+            b'"' => self.string().map(Value::Str),
+            b'0'..=b'9' => self.number().map(Value::Num),
+            b't' => self.literal("true").map(|()| Value::Bool(true)),
+            b'f' => self.literal("false").map(|()| Value::Bool(false)),
+            b'{' => {
+                let start = self.pos;
+                let rest = self.text.get(start..).ok_or(Decline)?;
+                let mut inner = Fields::nested(rest, self.depth + 1)?;
+                inner.finish()?;
+                self.pos = start + inner.pos;
+                self.text.get(start..self.pos).map(Value::Obj).ok_or(Decline)
+            }
+            _ => Err(Decline),
+        }
+    }
+
+    /// Digits only; a leading zero only as `0` itself; within `u64`.
+    fn number(&mut self) -> Result<u64, Decline> {
+        let digits = self.text.as_bytes().get(self.pos..).ok_or(Decline)?;
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len > 1 && digits[0] == b'0' {
+            return Err(Decline);
+        }
+        let mut n: u64 = 0;
+        for &d in &digits[..len] {
+            n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))).ok_or(Decline)?;
+        }
+        self.pos += len;
+        Ok(n)
+    }
+
+    fn literal(&mut self, word: &str) -> Result<(), Decline> {
+        if !self.text.as_bytes().get(self.pos..).is_some_and(|rest| rest.starts_with(word.as_bytes())) {
+            return Err(Decline);
+        }
+        self.pos += word.len();
+        Ok(())
+    }
+}
+
+/// Position of the first `"` in `bytes`, eight bytes at a time: the
+/// strings of a line are short, too short for `memchr`'s set-up to pay.
+fn find_quote(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        // A zero byte where `word` has a quote; the lowest flag is exact.
+        let x = u64::from_le_bytes(eight) ^ QUOTES;
+        let flags = x.wrapping_sub(ONES) & !x & HIGH;
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words.remainder().iter().position(|&b| b == b'"').map(|i| at + i)
+}
+
+/// Which known fields were seen, to decline duplicates as `serde` rejects
+/// them.
+#[derive(Default)]
+pub(crate) struct Seen(u64);
+
+impl Seen {
+    /// Marks field `bit`; a second time declines.
+    pub(crate) fn mark(&mut self, bit: u32) -> Result<(), Decline> {
+        let mask = 1u64 << bit;
+        if self.0 & mask != 0 {
+            return Err(Decline);
+        }
+        self.0 |= mask;
+        Ok(())
+    }
+
+    pub(crate) fn has(&self, bit: u32) -> bool {
+        self.0 & (1u64 << bit) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(line: &str) -> Result<Vec<(&str, Value<'_>)>, Decline> {
+        let mut f = object(line.as_bytes())?;
+        let mut out = Vec::new();
+        while let Some(kv) = f.next_field()? {
+            out.push(kv);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn reads_the_subset() {
+        let got = all(r#"{"a":"x","b":0,"c":12,"d":true,"e":false,"f":{"g":{"h":"i"}},"":""}"#).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Value::Str("x")),
+                ("b", Value::Num(0)),
+                ("c", Value::Num(12)),
+                ("d", Value::Bool(true)),
+                ("e", Value::Bool(false)),
+                ("f", Value::Obj(r#"{"g":{"h":"i"}}"#)),
+                ("", Value::Str("")),
+            ]
+        );
+        assert_eq!(all("{}").unwrap(), vec![]);
+        let mut inner = Value::Obj(r#"{"g":{"h":"i"}}"#).obj().unwrap();
+        assert_eq!(inner.next_field().unwrap(), Some(("g", Value::Obj(r#"{"h":"i"}"#))));
+        assert_eq!(inner.next_field().unwrap(), None);
+    }
+
+    #[test]
+    fn declines_everything_else() {
+        for line in [
+            "",
+            " {}",
+            "{} ",
+            "{}x",
+            "{}}",
+            "[]",
+            r#"{"a":1,}"#,
+            r#"{,"a":1}"#,
+            r#"{"a":1 }"#,
+            r#"{"a" :1}"#,
+            r#"{"a":null}"#,
+            r#"{"a":-1}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":1e3}"#,
+            r#"{"a":01}"#,
+            r#"{"a":18446744073709551616}"#,
+            r#"{"a":[1]}"#,
+            r#"{"a":"x\"y"}"#,
+            r#"{"a\u0062":1}"#,
+            "{\"a\":\"x\ty\"}",
+            r#"{"a":tru}"#,
+            r#"{"a":"x"#,
+            r#"{"a""#,
+            r#"{"a":{"b":1}"#,
+            r#"{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}"#,
+        ] {
+            assert_eq!(all(line), Err(Decline), "{line}");
+        }
+        assert_eq!(all(r#"{"a":18446744073709551615}"#).unwrap(), vec![("a", Value::Num(u64::MAX))]);
+        assert!(object(b"{\"a\":\"\xff\"}").is_err());
+    }
+
+    #[test]
+    fn quotes_are_found_in_any_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = b'"';
+                if at + 1 < len {
+                    bytes[at + 1] = b'"';
+                }
+                bytes.iter_mut().skip(at + 2).for_each(|b| *b = 0x80 + (*b % 3));
+                assert_eq!(find_quote(&bytes), Some(at), "{len} {at}");
+            }
+            assert_eq!(find_quote(&vec![0xa2; len]), None);
+        }
+    }
+
+    #[test]
+    fn duplicates_are_seen() {
+        let mut seen = Seen::default();
+        assert!(seen.mark(3).is_ok() && seen.has(3) && !seen.has(2));
+        assert_eq!(seen.mark(3), Err(Decline));
+    }
+}

@@ -1,0 +1,276 @@
+//! The review's readers against each other: the in-place parsing against
+//! `serde_json` on the writer's lines and on every one-byte edit of them,
+//! and reading on worker threads against reading on one thread, on logs
+//! with tampered lines past the first chunk.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+
+use super::export::{Format, export_with};
+use super::hosts::hosts_with;
+use super::input::CHUNK;
+use super::leases::Leases;
+use super::rec::{Filter, Rec};
+use super::summary::summarize_with;
+use super::timeline::{Bucket, timeline_with};
+use super::verify::verify_with;
+use super::{Reading, ReviewError};
+use crate::audit::chain::format_ts;
+use crate::audit::compress::{Compression, write_compressed};
+use crate::audit::record::{Heartbeat, Retention};
+use crate::audit::{GENESIS, Layer, Record, RecordType, check_line, encode, sign};
+use crate::policy::Action;
+
+pub(super) fn key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+const NAMES: [&str; 4] =
+    ["s10.upd.kaspersky.com", "dnl-07.geo.kaspersky.com", "ksn-file-geo.kaspersky-labs.com", "xn--80ak6aa92e.com"];
+
+/// Record `seq` of a log with every record type: contacts of each layer
+/// (IPv4, IPv6, address-only), events whose messages need escapes or are
+/// not ASCII, heartbeats, signed checkpoints, retention, start and stop.
+fn record(seq: u64, ts: DateTime<Utc>, host: &str, prev: &str) -> Record {
+    let v4: IpAddr = format!("10.0.{}.{}", seq % 3, seq % 11).parse().unwrap_or(IpAddr::from([10, 0, 0, 1]));
+    let name = NAMES[(seq % 4) as usize];
+    let policy = ("us-bis-kaspersky-2024", "sha256:50d858e0985ecc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c");
+    match seq % 100 {
+        1 => Record::event(ts, RecordType::Start, "warden started"),
+        2 => Record {
+            heartbeat: Some(Heartbeat { interval_s: 600, written: seq, dropped: 0, enforcing: true }),
+            ..Record::new(ts, RecordType::Heartbeat)
+        },
+        3 => Record {
+            checkpoint: Some(sign::sign(&key(), host, seq - 1, prev, &format_ts(&ts))),
+            ..Record::new(ts, RecordType::Checkpoint)
+        },
+        4 => Record::event(ts, RecordType::Loss, "channel full").with_count(3),
+        5 => Record::event(ts, RecordType::Failure, "the \"dns\" listener stopped\\restarted"),
+        6 => Record::event(ts, RecordType::Policy, "policy «kaspersky» loaded ✓"),
+        7 => Record::event(ts, RecordType::Recovered, "moved 12 bytes aside"),
+        8 => Record {
+            retention: Some(Retention {
+                file: "old.jsonl".into(),
+                first_seq: 1,
+                last_seq: 0,
+                last_hash: GENESIS.into(),
+            }),
+            ..Record::event(ts, RecordType::Retention, "deleted old.jsonl")
+        },
+        99 => Record::event(ts, RecordType::Stop, "stopped"),
+        k if k % 5 == 0 => Record::contact(ts, v4, Layer::Ip)
+            .with_dst(IpAddr::from([203, 0, 113, 7]), Some(443))
+            .with_verdict(Action::Block, "update", "cidr:203.0.113.0/24", "prohibition")
+            .with_policy(policy.0, policy.1),
+        k if k % 3 == 0 => Record::contact(ts, "2001:db8::5".parse().unwrap_or(v4), Layer::Sni)
+            .with_name(name)
+            .with_verdict(Action::Monitor, "web", "domain:kaspersky.com", "notice")
+            .with_policy(policy.0, policy.1),
+        _ => Record::contact(ts, v4, Layer::Dns)
+            .with_name(name)
+            .with_qtype("AAAA")
+            .with_verdict(Action::Block, "telemetry", "domain:kaspersky.com", "prohibition")
+            .with_policy(policy.0, policy.1),
+    }
+}
+
+/// `n` chained lines of gateway `host`, 7 s apart, with a two-hour silence
+/// after the middle.
+pub(super) fn log(host: &str, n: u64) -> Vec<String> {
+    let t0: DateTime<Utc> = "2024-09-28T22:00:00Z".parse().unwrap_or_default();
+    let mut prev = GENESIS.to_owned();
+    (1..=n)
+        .map(|seq| {
+            let silence = if seq > n / 2 + 10 { 7200 } else { 0 };
+            let ts = t0 + chrono::Duration::seconds(seq as i64 * 7 + silence);
+            let line = encode(&record(seq, ts, host, &prev), seq, &prev, host).unwrap();
+            prev = check_line(&line).unwrap().hash;
+            line
+        })
+        .collect()
+}
+
+/// One line of each record type, and contacts of each layer.
+pub(super) fn sample_lines() -> Vec<Vec<u8>> {
+    let lines = log("gw1", 100);
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 98].iter().map(|&i| lines[i].trim_end().as_bytes().to_vec()).collect()
+}
+
+/// `line` with each byte replaced by each of a set of bytes that matter
+/// to JSON, and with each byte deleted; and a few whole-line edits.
+pub(super) fn edits(line: &[u8]) -> Vec<Vec<u8>> {
+    const BYTES: &[u8] = b"\"\\,:{}[]0-. n\x00\xff";
+    let mut out = Vec::new();
+    for i in 0..line.len() {
+        for &b in BYTES {
+            let mut edited = line.to_vec();
+            edited[i] = b;
+            out.push(edited);
+        }
+        let mut shorter = line.to_vec();
+        shorter.remove(i);
+        out.push(shorter);
+    }
+    let text = String::from_utf8_lossy(line);
+    for (from, to) in [
+        ("{", "{\"ts\":\"2024-09-29T04:00:00.000Z\","),
+        ("{", "{\"seq\":1,"),
+        ("{", "{\"hash\":\"x\","),
+        ("{", "{\"policy\":{\"id\":\"a\"},"),
+        ("{", "{\"client\":null,"),
+        (",\"seq\"", ",\"seq\":1,\"seq\""),
+        ("\"id\":", "\"id\":\"a\",\"id\":"),
+        ("\"id\"", "\"i\\u0064\""),
+        (",", ", "),
+        ("\"type\"", "\"Type\""),
+        ("\"host\"", "\"host\":{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":1}}}}},\"x\""),
+    ] {
+        out.push(text.replacen(from, to, 1).into_bytes());
+    }
+    out.push([line, b" "].concat());
+    out.push([line, b"\r"].concat());
+    out
+}
+
+#[test]
+fn in_place_parsing_reads_what_serde_json_reads() {
+    let (mut fast, mut total) = (0, 0);
+    for line in sample_lines() {
+        for edited in std::iter::once(line.clone()).chain(edits(&line)) {
+            total += 1;
+            if let Ok(rec) = Rec::fast(&edited) {
+                fast += 1;
+                let Ok(slow) = serde_json::from_slice::<Rec<'_>>(&edited) else {
+                    panic!("only the fast path reads {}", String::from_utf8_lossy(&edited))
+                };
+                assert_eq!(format!("{rec:?}"), format!("{slow:?}"), "{}", String::from_utf8_lossy(&edited));
+            }
+        }
+    }
+    // Unedited lines, and edits inside string values, take the fast path.
+    assert!(fast > total / 4, "{fast} of {total}");
+}
+
+fn write(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.concat()).unwrap();
+}
+
+/// Every report of `files`, as JSON (and the exports as text).
+fn reports(files: &[PathBuf], reading: Reading) -> Result<Vec<String>, ReviewError> {
+    let vk = key().verifying_key();
+    let filter = Filter::default();
+    let after = Filter { after: Some("2024-09-29T00:00:00.000Z".into()), ..Filter::default() };
+    let prohibition = Some("2024-09-29T00:00:00.000Z");
+    // Two machines held 10.0.1.1: one until 23:00 on the first day.
+    let leases = Leases::parse(
+        "1727564400 AA:00:00:00:00:01 10.0.1.1 laptop-a *\n1727700000 aa:00:00:00:00:02 10.0.1.1 laptop-b *\n",
+    );
+    let mut out = vec![
+        json(&verify_with(files, Some(&vk), reading)?),
+        json(&verify_with(files, None, reading)?),
+        json(&summarize_with(files, prohibition, reading)?),
+        json(&hosts_with(files, prohibition, &filter, None, reading)?),
+        json(&hosts_with(files, prohibition, &filter, Some(&leases), reading)?),
+        json(&timeline_with(files, Bucket::Hour, &after, prohibition, reading)?),
+    ];
+    for format in [Format::Csv, Format::Jsonl] {
+        let mut bytes = Vec::new();
+        let Ok((kept, stats)) = export_with(files, &filter, format, &mut bytes, reading) else {
+            panic!("export failed");
+        };
+        out.push(format!("{kept} {} {}", json(&stats), String::from_utf8_lossy(&bytes)));
+    }
+    Ok(out)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+#[test]
+fn parallel_and_sequential_readers_agree_on_a_log_tampered_after_the_first_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 2 MB: the default chunk is 1 MiB, so line 2301 is in the
+    // second chunk.
+    let mut lines = log("gw1", 4000);
+    let total: usize = lines[..2300].iter().map(String::len).sum();
+    assert!(total > CHUNK, "line 2301 starts at byte {total}");
+    let edited = (2300..).find(|&i| lines[i].contains("kaspersky.com")).unwrap_or(2300);
+    lines[edited] = lines[edited].replacen("kaspersky.com", "kasparsky.com", 1);
+    lines.remove(3000);
+    lines.insert(3300, "not a record\n".into());
+    lines.push("{\"ts\":\"2024-".into());
+    let rotated = dir.path().join("gw2-old.jsonl.gz");
+    let current = dir.path().join("gw2.jsonl");
+    let gw2 = log("gw2", 1000);
+    write_compressed(&rotated, gw2[..500].concat().as_bytes(), Compression::Gzip).unwrap();
+    let mut tail = gw2[500..].to_vec();
+    tail[300] = tail[300].replacen("\"seq\":", "\"seq\": ", 1);
+    write(&current, &tail);
+    let main = dir.path().join("gw1.jsonl");
+    write(&main, &lines);
+    let files = vec![current, main.clone(), rotated];
+
+    let one = reports(&files, Reading::sequential()).unwrap();
+    let problems = |report: &str| -> Vec<(String, u64, String)> {
+        let v: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
+        let list = v["problems"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|p| {
+                let file = p["file"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
+                (file, p["line"].as_u64().unwrap_or(0), p["kind"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
+    };
+    let line = |i: usize| i as u64 + 1;
+    assert_eq!(
+        problems(&one[0]),
+        [
+            ("gw1.jsonl".to_owned(), line(edited), "bad-hash".to_owned()),
+            ("gw1.jsonl".to_owned(), line(3000), "broken-link".to_owned()),
+            ("gw1.jsonl".to_owned(), line(3000), "seq-gap".to_owned()),
+            ("gw1.jsonl".to_owned(), line(3300), "bad-hash".to_owned()),
+            ("gw1.jsonl".to_owned(), line(3300), "bad-line".to_owned()),
+            ("gw2.jsonl".to_owned(), line(300), "bad-hash".to_owned()),
+        ],
+        "{}",
+        one[0]
+    );
+    assert!(one[0].contains("torn-tail") && one[0].contains("\"gap\""), "{}", one[0]);
+    assert!(one[2].contains("\"malformed_count\": 2"), "{}", one[2]);
+    assert!(one[4].contains("laptop-a") && one[4].contains("laptop-b"), "{}", one[4]);
+    for reading in [
+        Reading { workers: 2, chunk: CHUNK },
+        Reading { workers: 2, chunk: 4096 },
+        Reading { workers: 3, chunk: 100_000 },
+    ] {
+        let many = reports(&files, reading).unwrap();
+        for (a, b) in one.iter().zip(&many) {
+            assert!(a == b, "{reading:?}:\n{a}\n---\n{b}");
+        }
+    }
+}
+
+#[test]
+fn a_failed_write_stops_the_export() {
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.jsonl");
+    write(&path, &log("gw1", 500));
+    let result =
+        export_with(&[path], &Filter::default(), Format::Jsonl, &mut Full, Reading { workers: 2, chunk: 4096 });
+    assert!(result.is_err());
+}
