@@ -94,6 +94,15 @@ fn a_retry_storm_is_one_record_now_and_one_counted_record_per_window() {
     }
     let report = ::warden::audit::verify_reader(std::io::BufReader::new(std::fs::File::open(&w.audit).expect("open")));
     assert!(report.is_ok(), "{report:?}");
+    // The reviewer's numbers count attempts, not lines.
+    let log = w.audit.display().to_string();
+    let summary = crate::audit_fixture::audit(&["summary", "--json", &log]);
+    let summary: serde_json::Value = serde_json::from_slice(&summary.stdout).expect("summary json");
+    assert_eq!(summary["contacts"], 201, "{summary}");
+    assert_eq!(summary["by_action"]["block"], 201, "{summary}");
+    let hosts = crate::audit_fixture::audit(&["hosts", "--json", &log]);
+    let hosts: serde_json::Value = serde_json::from_slice(&hosts.stdout).expect("hosts json");
+    assert_eq!((hosts["rows"][0]["contacts"].as_u64(), hosts["rows"][0]["blocked"].as_u64()), (Some(201), Some(201)));
 }
 
 #[test]

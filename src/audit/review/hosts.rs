@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::leases::Leases;
 use super::rec::{Filter, Rec, millis};
-use super::{Reading, ReviewError, ScanStats, bump, scan};
+use super::{Reading, ReviewError, ScanStats, bump_by, scan};
 
 /// Distinct names kept per client; more are counted under `other`.
 const NAMES_PER_CLIENT: usize = 256;
@@ -79,7 +79,8 @@ impl HostRow {
     fn add(&mut self, c: &Contact, strings: &[Box<str>]) {
         let text = |i: u32| strings.get(i as usize).map_or("", |s| s);
         let ts = c.ts.as_str();
-        self.contacts += 1;
+        let n = c.attempts;
+        self.contacts += n;
         if ts < self.first_contact.as_str() {
             self.first_contact = ts.to_owned();
         }
@@ -89,16 +90,16 @@ impl HostRow {
         }
         let category = text(c.category);
         if c.after {
-            self.after_prohibition += 1;
-            self.software_after_prohibition += u64::from(!BROWSING.contains(&category));
+            self.after_prohibition += n;
+            self.software_after_prohibition += if BROWSING.contains(&category) { 0 } else { n };
         }
         match text(c.action) {
-            "block" => self.blocked += 1,
-            "monitor" => self.monitored += 1,
+            "block" => self.blocked += n,
+            "monitor" => self.monitored += n,
             _ => {}
         }
-        bump(&mut self.categories, category);
-        bump(&mut self.layers, text(c.layer));
+        bump_by(&mut self.categories, category, n);
+        bump_by(&mut self.layers, text(c.layer), n);
         let gateway = text(c.gateway);
         if !self.gateways.contains(gateway) {
             self.gateways.insert(gateway.to_owned());
@@ -106,9 +107,9 @@ impl HostRow {
         let name = text(c.name);
         let key = if self.names.len() >= NAMES_PER_CLIENT && !self.names.contains_key(name) { "(other)" } else { name };
         match self.names.get_mut(key) {
-            Some(n) => *n += 1,
+            Some(v) => *v += n,
             None => {
-                self.names.insert(key.to_owned(), 1);
+                self.names.insert(key.to_owned(), n);
             }
         }
         if let Some((hostname, mac)) = c.machine {
@@ -162,6 +163,8 @@ struct Contact {
     layer: u32,
     gateway: u32,
     name: u32,
+    /// Attempts the record stands for (its `count`).
+    attempts: u64,
     /// Hostname and MAC of the lease that held `client` then.
     machine: Option<(u32, u32)>,
 }
@@ -198,6 +201,7 @@ impl Part {
             layer: self.intern(r.layer.as_deref().unwrap_or("-")),
             gateway: self.intern(&r.host),
             name: self.intern(r.name.as_deref().or(r.dst.as_ref().map(|_| "(ip)")).unwrap_or("-")),
+            attempts: r.attempts(),
             machine: machine.map(|m| (self.intern(&m.hostname), self.intern(&m.mac))),
         };
         self.contacts.push(contact);

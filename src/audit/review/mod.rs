@@ -141,10 +141,14 @@ pub fn scan<A: Send>(
 
 /// Adds one to `map[key]`, allocating the key only the first time.
 pub(crate) fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str) {
+    bump_by(map, key, 1);
+}
+
+pub(crate) fn bump_by(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64) {
     match map.get_mut(key) {
-        Some(n) => *n += 1,
+        Some(v) => *v += n,
         None => {
-            map.insert(key.to_owned(), 1);
+            map.insert(key.to_owned(), n);
         }
     }
 }

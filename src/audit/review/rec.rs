@@ -47,6 +47,9 @@ pub struct Rec<'a> {
     pub phase: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub policy: Option<PolicyView<'a>>,
+    /// Contacts this record stands for (aggregated repeats); absent: one.
+    #[serde(default)]
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +107,7 @@ impl<'a> Rec<'a> {
             rule: None,
             phase: None,
             policy: None,
+            count: None,
         };
         let text = |v: json::Value<'a>| v.str().map(Cow::Borrowed);
         let some_text = |v: json::Value<'a>| v.str().map(|s| Some(Cow::Borrowed(s)));
@@ -125,6 +129,7 @@ impl<'a> Rec<'a> {
                 "rule" => 12,
                 "phase" => 13,
                 "policy" => 14,
+                "count" => 15,
                 _ => continue,
             };
             seen.mark(field)?;
@@ -143,6 +148,7 @@ impl<'a> Rec<'a> {
                 11 => r.category = some_text(v)?,
                 12 => r.rule = some_text(v)?,
                 13 => r.phase = some_text(v)?,
+                15 => r.count = Some(v.num()?),
                 _ => r.policy = Some(PolicyView::fast(v)?),
             }
         }
@@ -154,6 +160,12 @@ impl<'a> Rec<'a> {
 
     pub fn is_contact(&self) -> bool {
         self.kind == "contact"
+    }
+
+    /// The attempts a contact record stands for: its `count` (aggregated
+    /// repeats, see docs/audit-log.md), or one.
+    pub fn attempts(&self) -> u64 {
+        self.count.unwrap_or(1)
     }
 
     /// `ts` in the writer's canonical form (`2024-09-29T04:00:01.123Z`), so

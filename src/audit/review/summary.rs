@@ -10,7 +10,7 @@ use hashbrown::HashSet;
 use serde::Serialize;
 
 use super::rec::Rec;
-use super::{Reading, ReviewError, ScanStats, add_counts, bump, scan, set_text};
+use super::{Reading, ReviewError, ScanStats, add_counts, bump, bump_by, scan, set_text};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
@@ -66,22 +66,23 @@ impl Tally {
         if !r.is_contact() {
             return;
         }
-        s.contacts += 1;
+        let n = r.attempts();
+        s.contacts += n;
         widen(&mut self.contact_range, ts);
-        bump(&mut s.by_gateway, &r.host);
+        bump_by(&mut s.by_gateway, &r.host, n);
         for (map, v) in [
             (&mut s.by_phase, &r.phase),
             (&mut s.by_category, &r.category),
             (&mut s.by_layer, &r.layer),
             (&mut s.by_action, &r.action),
         ] {
-            bump(map, v.as_deref().unwrap_or("-"));
+            bump_by(map, v.as_deref().unwrap_or("-"), n);
         }
         if let Some(c) = r.client {
             self.clients.insert(c);
         }
         if prohibition.is_some_and(|p| ts >= p) {
-            s.contacts_after_prohibition += 1;
+            s.contacts_after_prohibition += n;
             if let Some(c) = r.client {
                 self.after_clients.insert(c);
             }

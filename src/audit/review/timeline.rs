@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::rec::{Filter, Rec};
-use super::{Reading, ReviewError, ScanStats, add_counts, bump, scan};
+use super::{Reading, ReviewError, ScanStats, add_counts, bump_by, scan};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,7 +64,7 @@ pub fn timeline_with(
     let mut counts = BTreeMap::new();
     let add = |part: &mut BTreeMap<String, u64>, r: &Rec<'_>, ts: &str, _: &[u8]| {
         if filter.keep(r, ts) {
-            bump(part, &ts[..by.width().min(ts.len())]);
+            bump_by(part, &ts[..by.width().min(ts.len())], r.attempts());
         }
     };
     let input = scan(paths, reading, BTreeMap::new, add, |part| {
