@@ -35,8 +35,10 @@
 //! suffix that is not listed is taken for a listed one with probability
 //! about n / 2^64 per probe: 5.4 × 10⁻¹⁴ with n = 1,000,000 entries, so
 //! ~1.6 × 10⁻⁵ expected false hits over 10⁸ distinct query names of three
-//! labels each. The hash (FNV-1a + murmur3 finaliser) is not cryptographic:
-//! a name can be crafted to collide with a listed one. Either way a
+//! labels each. (Each mixing step of the hash is a bijection of the state,
+//! so two names of the same length that differ in one 8-byte word never
+//! collide; the length is mixed in too.) The hash (see [`super::Suffixes`])
+//! is not cryptographic: a name can be crafted to collide with a listed one. Either way a
 //! collision can only **over-block** (a name that is not listed is refused,
 //! fail closed); a listed name always finds its own fingerprint, so no
 //! listed name or subdomain is ever let through. An exact structure (a

@@ -18,6 +18,8 @@ mod table;
 pub use cidr::CidrTable;
 pub use fingerprint::{FingerprintError, FingerprintSet, FingerprintSetBuilder, ListHit};
 pub use glob::glob_match;
-pub use name::{NameBuf, NameError, normalize, normalize_into, validate_pattern_name, validate_pattern_name_into};
+pub use name::{
+    NameBuf, NameError, already_normal, normalize, normalize_into, validate_pattern_name, validate_pattern_name_into,
+};
 pub use suffix::{Suffixes, hash_name, suffix_of};
 pub use table::{NameHit, NameTable, NameTableBuilder, Specificity};

@@ -73,6 +73,19 @@ pub fn normalize(input: &str) -> Result<NameBuf, NameError> {
     Ok(out)
 }
 
+/// `input` as [`normalize`] would return it, without copying, when it is
+/// already normal (lowercase ASCII; a trailing dot is cut off); `None` when
+/// it needs [`normalize`] (or is not a name).
+#[inline]
+pub fn already_normal(input: &str) -> Option<&[u8]> {
+    let bytes = input.as_bytes();
+    let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
+    // No short-circuit: the whole name is checked branch-free (vectorised).
+    let upper_or_8bit = bytes.iter().fold(false, |bad, &b| bad | (b.wrapping_sub(b'A') < 26) | (b >= 0x80));
+    let normal = !bytes.is_empty() && bytes.len() <= MAX_NAME_LEN && !upper_or_8bit;
+    normal.then_some(bytes)
+}
+
 /// [`normalize`] into a buffer the caller reuses (no 254-byte moves when
 /// many names are normalised in a row).
 #[inline]
@@ -194,6 +207,17 @@ mod tests {
     #[test]
     fn folds_case_and_trailing_dot() {
         assert_eq!(normalize("S10.UPD.Kaspersky.COM.").unwrap().as_str(), "s10.upd.kaspersky.com");
+    }
+
+    #[test]
+    fn already_normal_names_are_taken_as_they_are() {
+        for name in ["s10.upd.kaspersky.com", "a-b_c.example.", "x", "1.2.3.4", "a b.c", "a.b.."] {
+            assert_eq!(already_normal(name), Some(normalize(name).unwrap().as_bytes()), "{name}");
+        }
+        for name in ["S10.upd.kaspersky.com", "bücher.example", "", "."] {
+            assert_eq!(already_normal(name), None, "{name}");
+        }
+        assert_eq!(already_normal(&"a".repeat(254)), None);
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub use error::{PolicyError, Problem, Problems};
 pub use raw::EdeCode;
 pub use verdict::{Action, CategoryId, PhaseId, RuleId, Subject, Verdict};
 
-use crate::matcher::{CidrTable, FingerprintSet, NameTable, Specificity, Suffixes, normalize, suffix_of};
+use crate::matcher::{
+    CidrTable, FingerprintSet, NameTable, Specificity, Suffixes, already_normal, normalize, suffix_of,
+};
 
 /// The policy shipped inside the binary (`policies/kaspersky.toml`).
 pub const BUILTIN_POLICY: &str = include_str!("../../policies/kaspersky.toml");
@@ -180,9 +182,9 @@ impl Policy {
     pub fn decide(&self, subject: Subject<'_>, now_ms: i64) -> Verdict {
         let phase = self.phase_at(now_ms);
         let matched = match subject {
-            Subject::Name(name) => match normalize(name) {
-                Ok(n) => self.match_name(n.as_bytes(), phase),
-                Err(_) => None,
+            Subject::Name(name) => match already_normal(name) {
+                Some(n) => self.match_name(n, phase),
+                None => normalize(name).ok().and_then(|n| self.match_name(n.as_bytes(), phase)),
             },
             Subject::Ip(ip) => self.nets.lookup(ip).map(|(r, _)| (r, 0)),
         };
