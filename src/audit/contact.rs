@@ -25,8 +25,8 @@ pub fn contact_record(
         record = record.with_name(name);
     }
     record.action = Some(verdict.action);
-    if let Some((rule, category)) = verdict.matched {
-        record.rule = Some(policy.rule_label(rule));
+    if let Some((_, category)) = verdict.matched {
+        record.rule = policy.rule_label_for(verdict, record.name.as_deref().unwrap_or(""));
         record.category = Some(policy.category(category).name.clone());
     }
     record.phase = Some(policy.phase(verdict.phase).name.clone());

@@ -73,7 +73,10 @@ fn print_summary(p: &Policy, now: i64) {
     println!("  title:   {}", p.meta.title);
     println!("  basis:   {}", p.meta.legal_basis);
     println!("  hash:    {}", p.meta.hash);
-    println!("  rules:   {}", p.rules().len());
+    match p.blocklist_entries() {
+        0 => println!("  rules:   {}", p.rule_total()),
+        n => println!("  rules:   {} ({n} blocklist entries)", p.rule_total()),
+    }
     println!("  phases:");
     for (i, ph) in p.phases().iter().enumerate() {
         let start = ph.start.map_or_else(|| "(beginning)".to_owned(), rfc3339);

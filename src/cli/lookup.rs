@@ -40,7 +40,7 @@ pub fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
     };
     let v = policy.decide(subject, now);
     let phase = policy.phase(v.phase);
-    let rule = v.matched.map(|(r, _)| policy.rule_label(r));
+    let rule = policy.rule_label_for(&v, &args.target);
     let category = v.matched.map(|(_, c)| policy.category(c));
     let schedule: Vec<(String, String, Action)> = match v.matched {
         Some((_, c)) => policy

@@ -15,7 +15,11 @@
 //! * unbound and dnsmasq zones cover subdomains, so an exact host is
 //!   refused with its subdomains; hosts files cover no subdomains at all;
 //! * network rules go to `nft` (sets), `rpz` (rpz-ip triggers) and
-//!   `unbound` (`private-address`, answers stripped of those addresses).
+//!   `unbound` (`private-address`, answers stripped of those addresses);
+//! * blocklists (`--blocklist`) are not part of an export (`warden export`
+//!   loads none): a policy holds their entries as fingerprints only, so
+//!   [`plan`] refuses a policy loaded with lists rather than export less
+//!   than it enforces. Give the list file to the other engine directly.
 
 mod render;
 
@@ -32,6 +36,8 @@ pub use render::render;
 pub enum ExportError {
     #[error("rule {rule:?} is not a network")]
     BadNetwork { rule: String },
+    #[error("blocklist {list:?} cannot be exported (its entries are kept as fingerprints): use the list file itself")]
+    Blocklist { list: String },
 }
 
 /// The target engines.
@@ -112,6 +118,7 @@ pub fn plan(policy: &Policy, now_ms: i64, into: &mut Plan) -> Result<(), ExportE
                 });
             }
             RuleKind::Wildcard => {}
+            RuleKind::Blocklist => return Err(ExportError::Blocklist { list: pattern }),
         }
     }
     let blocked: Vec<NameEntry> = names.iter().filter(|e| e.block).cloned().collect();

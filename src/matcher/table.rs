@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 use super::glob::glob_match;
 use crate::policy::RuleId;
 
-use super::name::MAX_RULE_LABELS;
+use super::suffix::{Suffixes, hash_name};
 
 const TAG_SHIFT: u32 = 30;
 const ID_MASK: u32 = (1 << TAG_SHIFT) - 1;
@@ -24,6 +24,15 @@ const TAG_MULTI: u32 = 3;
 pub struct Specificity {
     pub labels: u8,
     pub kind: u8,
+}
+
+impl Specificity {
+    /// `kind` of a label wildcard match.
+    pub const WILDCARD: u8 = 1;
+    /// `kind` of a domain rule match (the name or a subdomain).
+    pub const DOMAIN: u8 = 2;
+    /// `kind` of an exact host match.
+    pub const HOST: u8 = 3;
 }
 
 /// The winning rule of a name lookup.
@@ -64,28 +73,6 @@ pub enum TableError {
     Full,
     #[error("the same pattern is already defined")]
     Duplicate,
-}
-
-/// FNV-1a over the name read right to left, then a murmur3 finaliser so the
-/// high bits (hashbrown's control bytes) are well mixed.
-#[inline]
-fn step(h: u64, b: u8) -> u64 {
-    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-}
-
-#[inline]
-fn finish(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn hash_name(name: &[u8]) -> u64 {
-    finish(name.iter().rev().fold(FNV_OFFSET, |h, &b| step(h, b)))
 }
 
 fn decode(multi: &[Multi], slot: u32) -> Multi {
@@ -131,43 +118,34 @@ impl NameTable {
         self.index.find(hash, |e| arena_str(&self.arena, e.off) == name).map(|e| e.slot)
     }
 
+    /// Whether `name` (whose [`hash_name`] is `hash`) is a domain rule
+    /// (the name and its subdomains).
+    pub fn has_domain(&self, hash: u64, name: &[u8]) -> bool {
+        self.find(hash, name).is_some_and(|slot| decode(&self.multi, slot).subtree.is_some())
+    }
+
     /// The most specific rule matching `name` (normalised, see
     /// [`super::normalize`]). Ties between label wildcards under the same
     /// parent go to the lowest `rank` (callers rank exceptions first).
     pub fn lookup(&self, name: &[u8], rank: impl Fn(RuleId) -> u8) -> Option<NameHit> {
-        if self.index.is_empty() || name.is_empty() {
+        if self.index.is_empty() {
             return None;
         }
-        // Suffix starts and hashes, shortest suffix first. Rules have at
-        // most MAX_RULE_LABELS labels, so deeper suffixes cannot match.
-        let mut starts = [0u8; MAX_RULE_LABELS];
-        let mut hashes = [0u64; MAX_RULE_LABELS];
-        let mut n = 0usize;
-        let mut h = FNV_OFFSET;
-        let mut whole = true;
-        for i in (0..name.len()).rev() {
-            if name[i] == b'.' {
-                if n == MAX_RULE_LABELS {
-                    whole = false;
-                    break;
-                }
-                starts[n] = (i + 1) as u8;
-                hashes[n] = finish(h);
-                n += 1;
-            }
-            h = step(h, name[i]);
+        self.lookup_suffixes(name, &Suffixes::of(name), rank)
+    }
+
+    /// [`Self::lookup`] with the suffix hashes of `name` already taken.
+    #[inline]
+    pub fn lookup_suffixes(&self, name: &[u8], suffixes: &Suffixes, rank: impl Fn(RuleId) -> u8) -> Option<NameHit> {
+        if self.index.is_empty() {
+            return None;
         }
-        if whole && n < MAX_RULE_LABELS {
-            starts[n] = 0;
-            hashes[n] = finish(h);
-            n += 1;
-        }
-        // Longest suffix (the whole name, n labels) first.
-        for k in (0..n).rev() {
-            let start = usize::from(starts[k]);
-            let suffix = &name[start..];
-            let labels = (k + 1) as u8;
-            let Some(slot) = self.find(hashes[k], suffix) else { continue };
+        // Longest suffix first: the first hit is the most specific rule.
+        for labels in (1..=suffixes.len()).rev() {
+            let start = suffixes.start(labels);
+            let Some(suffix) = name.get(start..) else { continue };
+            let Some(slot) = self.find(suffixes.hash(labels), suffix) else { continue };
+            let labels = labels as u8;
             let s = decode(&self.multi, slot);
             // A wildcard under this parent matches the label to its left
             // and outranks anything at this parent's own depth.
@@ -175,17 +153,17 @@ impl NameTable {
                 let left = &name[..start - 1];
                 let label = left.rsplit(|&b| b == b'.').next().unwrap_or(left);
                 if let Some(rule) = self.match_wild(group, label, &rank) {
-                    let specificity = Specificity { labels: labels + 1, kind: 1 };
+                    let specificity = Specificity { labels: labels + 1, kind: Specificity::WILDCARD };
                     return Some(NameHit { rule, specificity });
                 }
             }
             if start == 0
                 && let Some(rule) = s.exact
             {
-                return Some(NameHit { rule, specificity: Specificity { labels, kind: 3 } });
+                return Some(NameHit { rule, specificity: Specificity { labels, kind: Specificity::HOST } });
             }
             if let Some(rule) = s.subtree {
-                return Some(NameHit { rule, specificity: Specificity { labels, kind: 2 } });
+                return Some(NameHit { rule, specificity: Specificity { labels, kind: Specificity::DOMAIN } });
             }
         }
         None

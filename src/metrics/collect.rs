@@ -63,7 +63,7 @@ impl Sources {
         let mut family =
             e.encode_descriptor("policy_info", "The policy in force and its current phase", None, g.metric_type())?;
         g.encode(family.encode_family(&labels)?)?;
-        gauge(e, "policy_rules", "Rules in the policy in force", i64::try_from(p.rules().len()).unwrap_or(i64::MAX))
+        gauge(e, "policy_rules", "Rules in the policy in force", i64::try_from(p.rule_total()).unwrap_or(i64::MAX))
     }
 
     fn encode_limits(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {

@@ -3,9 +3,18 @@
 //! Every entry blocks the name and its subdomains in every phase, under the
 //! category `blocklist`. Lines that are not a blockable name are skipped and
 //! counted; the first few are reported with their line numbers.
+//!
+//! Owns the line format and the [`ListLoader`], which turns lines (of a
+//! text, or streamed from a reader) into the policy's
+//! [`FingerprintSet`]: entries are kept as fingerprints only, never as
+//! text, so a million-entry list costs about 10 bytes per entry.
 
-use super::Problem;
-use crate::matcher::validate_pattern_name;
+use std::io::BufRead;
+
+use super::{PolicyError, Problem};
+use crate::matcher::{
+    FingerprintSet, FingerprintSetBuilder, NameBuf, NameTable, hash_name, validate_pattern_name_into,
+};
 
 /// The category blocklist entries get.
 pub const CATEGORY: &str = "blocklist";
@@ -33,8 +42,24 @@ pub struct BlocklistStats {
 const LOCAL_NAMES: &[&str] =
     &["localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost", "ip6-loopback"];
 
+/// Bytes of a plain entry line that is just a name.
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
+
 /// The name an entry line blocks, `Ok(None)` for comments and blank lines.
 pub fn entry(line: &str) -> Result<Option<&str>, &'static str> {
+    // Fast path: a line that is nothing but name characters is the name.
+    if !line.is_empty() && line.bytes().all(|b| NAME_BYTE[usize::from(b)]) {
+        return Ok(Some(line));
+    }
     let line = line.split('#').next().unwrap_or("").trim();
     if line.is_empty() || line.starts_with('!') || line.starts_with('[') {
         return Ok(None);
@@ -62,8 +87,16 @@ pub fn entry(line: &str) -> Result<Option<&str>, &'static str> {
 }
 
 /// Normalise and validate an entry's name.
-pub fn normalize_entry(name: &str) -> Result<crate::matcher::NameBuf, String> {
-    validate_pattern_name(name, false).map_err(|e| format!("{name:?}: {e}"))
+pub fn normalize_entry(name: &str) -> Result<NameBuf, String> {
+    let mut out = NameBuf::new();
+    normalize_entry_into(name, &mut out)?;
+    Ok(out)
+}
+
+/// [`normalize_entry`] into a buffer the caller reuses.
+#[inline]
+pub fn normalize_entry_into(name: &str, out: &mut NameBuf) -> Result<(), String> {
+    validate_pattern_name_into(name, false, out).map_err(|e| format!("{name:?}: {e}"))
 }
 
 impl BlocklistStats {
@@ -75,9 +108,92 @@ impl BlocklistStats {
     }
 }
 
+/// Reads blocklists, one after another, into a fingerprint set.
+pub struct ListLoader<'a> {
+    /// The policy's own rules: a list entry that is already one of its
+    /// domain rules is a duplicate (the policy's rule decides).
+    policy: &'a NameTable,
+    set: FingerprintSetBuilder,
+    stats: BlocklistStats,
+    source: String,
+    /// The entry being added, normalised.
+    name: NameBuf,
+}
+
+impl<'a> ListLoader<'a> {
+    pub(crate) fn new(policy: &'a NameTable) -> Self {
+        ListLoader {
+            policy,
+            set: FingerprintSetBuilder::new(),
+            stats: BlocklistStats::default(),
+            source: String::new(),
+            name: NameBuf::new(),
+        }
+    }
+
+    /// Begin the list known as `source`; lines added next belong to it.
+    pub(crate) fn begin(&mut self, source: &str) -> Result<(), PolicyError> {
+        self.set.start_list().map_err(|_| PolicyError::TooManyBlocklists { max: usize::from(u16::MAX) })?;
+        source.clone_into(&mut self.source);
+        Ok(())
+    }
+
+    /// One line of the current list (`number` counts from 1).
+    pub fn line(&mut self, number: usize, line: &str) {
+        let name = match entry(line) {
+            Ok(Some(name)) => name,
+            Ok(None) => return,
+            Err(e) => return self.stats.skip(&self.source, number, e.to_owned()),
+        };
+        if let Err(e) = normalize_entry_into(name, &mut self.name) {
+            return self.stats.skip(&self.source, number, e);
+        }
+        let name = self.name.as_bytes();
+        let hash = hash_name(name);
+        if self.policy.has_domain(hash, name) {
+            self.stats.duplicates += 1;
+        } else {
+            self.set.insert(hash, name);
+        }
+    }
+
+    /// Every line of `text`.
+    pub fn text(&mut self, text: &str) {
+        for (i, line) in text.lines().enumerate() {
+            self.line(i + 1, line);
+        }
+    }
+
+    /// Every line of `reader`, one at a time (lines as [`str::lines`]
+    /// splits them; the input must be UTF-8).
+    pub fn read(&mut self, mut reader: impl BufRead) -> std::io::Result<()> {
+        let mut buf = String::new();
+        let mut number = 0;
+        loop {
+            buf.clear();
+            if reader.read_line(&mut buf)? == 0 {
+                return Ok(());
+            }
+            number += 1;
+            let line = buf.strip_suffix('\n').unwrap_or(&buf);
+            self.line(number, line.strip_suffix('\r').unwrap_or(line));
+        }
+    }
+
+    /// The set of every list's entries, and what loading did.
+    pub(crate) fn finish(self) -> (FingerprintSet, BlocklistStats) {
+        let (set, duplicates) = self.set.build();
+        let mut stats = self.stats;
+        stats.entries = set.len();
+        stats.duplicates += duplicates;
+        (set, stats)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::entry;
+    use super::{ListLoader, entry};
+    use crate::matcher::NameTableBuilder;
 
     #[test]
     fn reads_plain_hosts_and_adblock_lines() {
@@ -91,5 +207,26 @@ mod tests {
         assert_eq!(entry("   # comment"), Ok(None));
         assert!(entry("@@||good.example^").is_err());
         assert!(entry("two names here").is_err());
+    }
+
+    #[test]
+    fn reading_lines_from_a_reader_equals_reading_the_text() {
+        let text = "a.example\r\n# comment\nbad name here\n\n||b.example^\nc.example";
+        let table = NameTableBuilder::default().build();
+        let mut from_text = ListLoader::new(&table);
+        from_text.begin("t").unwrap();
+        from_text.text(text);
+        let mut from_reader = ListLoader::new(&table);
+        from_reader.begin("t").unwrap();
+        from_reader.read(text.as_bytes()).unwrap();
+        let ((a, sa), (b, sb)) = (from_text.finish(), from_reader.finish());
+        assert_eq!((sa.entries, sa.skipped, sa.problems[0].1.line), (3, 1, 3));
+        assert_eq!((sb.entries, sb.skipped, sb.problems[0].1.line), (3, 1, 3));
+        for name in ["a.example", "b.example", "c.example"] {
+            assert!(a.find_name(name.as_bytes()).is_some() && b.find_name(name.as_bytes()).is_some(), "{name}");
+        }
+        let mut bad = ListLoader::new(&table);
+        bad.begin("t").unwrap();
+        assert!(bad.read(&b"a.example\n\xff\n"[..]).is_err(), "not UTF-8");
     }
 }

@@ -8,10 +8,10 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::blocklist::{self, Blocklist, BlocklistStats};
+use super::blocklist::{self, Blocklist, BlocklistStats, ListLoader};
 use super::error::{Collector, PolicyError};
 use super::raw::{RawPhase, RawPolicy, RawRules};
-use super::{Action, Category, CategoryId, Phase, Policy, PolicyMeta, Rule, RuleId, RuleKind};
+use super::{Action, Category, CategoryId, Lists, Phase, Policy, PolicyMeta, Rule, RuleId, RuleKind};
 use crate::matcher::{CidrTable, NameTableBuilder, validate_pattern_name};
 
 /// Parse and compile policy text. `file` names it in error messages.
@@ -21,6 +21,24 @@ pub fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
 
 /// Compile policy text together with blocklists (see [`super::blocklist`]).
 pub fn compile_with(text: &str, file: &str, lists: &[Blocklist]) -> Result<(Policy, BlocklistStats), PolicyError> {
+    let sources: Vec<&str> = lists.iter().map(|l| l.source).collect();
+    compile_lists(text, file, &sources, |i, loader| {
+        if let Some(list) = lists.get(i) {
+            loader.text(list.text);
+        }
+        Ok(())
+    })
+}
+
+/// Compile policy text with the blocklists named `sources`: once the
+/// policy's own rules are compiled, `feed(i, loader)` hands the lines of
+/// list `i` to `loader` (from a text, or streamed from a file).
+pub(crate) fn compile_lists<S: AsRef<str>>(
+    text: &str,
+    file: &str,
+    sources: &[S],
+    mut feed: impl FnMut(usize, &mut ListLoader) -> Result<(), PolicyError>,
+) -> Result<(Policy, BlocklistStats), PolicyError> {
     let mut c = Collector::new(text);
     let raw: RawPolicy = match toml::from_str(text) {
         Ok(raw) => raw,
@@ -35,18 +53,28 @@ pub fn compile_with(text: &str, file: &str, lists: &[Blocklist]) -> Result<(Poli
         c.at(raw.policy.id.span().start, format!("policy id {id:?} must be lowercase letters, digits and '-'"));
     }
     let (mut categories, mut by_name) = categories(&raw, &mut c);
-    let list_category = (!lists.is_empty()).then(|| blocklist_category(&mut categories, &mut by_name));
+    let list_category = (!sources.is_empty()).then(|| blocklist_category(&mut categories, &mut by_name));
     let mut phases = phases(&raw.phases, &by_name, categories.len(), &mut c);
-    let mut tables = rules(&raw.rules, &by_name, &mut c);
+    let (mut rules, names, nets) = rules(&raw.rules, &by_name, &mut c);
     c.finish(file)?;
+    let names = names.build();
     let mut stats = BlocklistStats::default();
+    let mut lists = Lists::default();
     if let Some((category, declared)) = list_category {
         if !declared {
             phases.iter_mut().for_each(|p| p.actions[usize::from(category.0)] = Action::Block);
         }
-        add_blocklists(lists, category, &mut tables, &mut stats);
+        lists.first = rules.len() as u32;
+        let mut loader = ListLoader::new(&names);
+        for (i, source) in sources.iter().enumerate() {
+            let source = source.as_ref();
+            loader.begin(source)?;
+            feed(i, &mut loader)?;
+            rules.push(Rule { kind: RuleKind::Blocklist, category, text: i as u32 });
+            lists.sources.push(source.to_owned());
+        }
+        (lists.set, stats) = loader.finish();
     }
-    let (rules, names, nets) = tables;
     let meta = PolicyMeta {
         id: id.clone(),
         title: raw.policy.title,
@@ -57,7 +85,7 @@ pub fn compile_with(text: &str, file: &str, lists: &[Blocklist]) -> Result<(Poli
         hash: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
         source: file.to_owned(),
     };
-    Ok((Policy::assemble(meta, categories, phases, rules, names.build(), nets), stats))
+    Ok((Policy::assemble(meta, categories, phases, rules, names, lists, nets), stats))
 }
 
 /// The `blocklist` category: the policy's own if it declares one (its
@@ -73,39 +101,6 @@ fn blocklist_category(categories: &mut Vec<Category>, by_name: &mut HashMap<Stri
     });
     by_name.insert(blocklist::CATEGORY.to_owned(), id);
     (id, false)
-}
-
-fn add_blocklists(lists: &[Blocklist], category: CategoryId, tables: &mut Tables, stats: &mut BlocklistStats) {
-    let (rules, names, _) = tables;
-    for list in lists {
-        let lines = list.text.bytes().filter(|&b| b == b'\n').count() + 1;
-        rules.reserve(lines);
-        names.reserve(lines, list.text.len());
-        for (i, line) in list.text.lines().enumerate() {
-            let name = match blocklist::entry(line) {
-                Ok(Some(name)) => name,
-                Ok(None) => continue,
-                Err(e) => {
-                    stats.skip(list.source, i + 1, e.to_owned());
-                    continue;
-                }
-            };
-            let name = match blocklist::normalize_entry(name) {
-                Ok(n) => n,
-                Err(e) => {
-                    stats.skip(list.source, i + 1, e);
-                    continue;
-                }
-            };
-            match names.add_domain(name.as_str(), RuleId(rules.len() as u32)) {
-                Ok(text) => {
-                    rules.push(Rule { kind: RuleKind::Domain, category, text });
-                    stats.entries += 1;
-                }
-                Err(_) => stats.duplicates += 1,
-            }
-        }
-    }
 }
 
 fn is_slug(s: &str) -> bool {

@@ -36,6 +36,8 @@ impl fmt::Display for Problems {
 pub enum PolicyError {
     #[error("cannot read policy file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("too many blocklists (at most {max})")]
+    TooManyBlocklists { max: usize },
     #[error("policy {} is invalid ({} problem{}):\n{problems}", problems.file, problems.list.len(), if problems.list.len() == 1 { "" } else { "s" })]
     Invalid { problems: Problems },
 }

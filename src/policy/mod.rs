@@ -20,7 +20,9 @@ pub use error::{PolicyError, Problem, Problems};
 pub use raw::EdeCode;
 pub use verdict::{Action, CategoryId, PhaseId, RuleId, Subject, Verdict};
 
-use crate::matcher::{CidrTable, NameTable, normalize};
+use crate::matcher::{
+    CidrTable, FingerprintSet, NameTable, Specificity, Suffixes, already_normal, normalize, suffix_of,
+};
 
 /// The policy shipped inside the binary (`policies/kaspersky.toml`).
 pub const BUILTIN_POLICY: &str = include_str!("../../policies/kaspersky.toml");
@@ -68,6 +70,9 @@ pub enum RuleKind {
     Host,
     Wildcard,
     Network,
+    /// One blocklist file: its entries live in the policy's fingerprint set,
+    /// not in the name table (see [`crate::matcher::FingerprintSet`]).
+    Blocklist,
 }
 
 impl RuleKind {
@@ -77,6 +82,7 @@ impl RuleKind {
             RuleKind::Host => "host",
             RuleKind::Wildcard => "wildcard",
             RuleKind::Network => "network",
+            RuleKind::Blocklist => "blocklist",
         }
     }
 }
@@ -85,8 +91,20 @@ impl RuleKind {
 pub struct Rule {
     pub kind: RuleKind,
     pub category: CategoryId,
-    /// Offset of the pattern text in the name table's arena.
+    /// Offset of the pattern text in the name table's arena; for a
+    /// blocklist, the index of the list.
     text: u32,
+}
+
+/// The blocklists of a policy: their entries and the rules that stand for
+/// each list (one per file, in load order).
+#[derive(Default)]
+pub(crate) struct Lists {
+    pub(crate) set: FingerprintSet,
+    /// Source (path) of each list.
+    pub(crate) sources: Vec<String>,
+    /// The rule of list 0; list `i` is rule `first + i`.
+    pub(crate) first: u32,
 }
 
 /// A compiled, validated policy.
@@ -96,6 +114,7 @@ pub struct Policy {
     phases: Vec<Phase>,
     rules: Vec<Rule>,
     names: NameTable,
+    lists: Lists,
     nets: CidrTable,
     /// `valid_until[phase][category]`: next instant the category's action
     /// changes after this phase.
@@ -110,7 +129,8 @@ pub fn load_file(path: &Path) -> Result<Policy, PolicyError> {
     compile(&text, &path.display().to_string())
 }
 
-/// Load a policy (a file, or the built-in one) with blocklist files.
+/// Load a policy (a file, or the built-in one) with blocklist files. Each
+/// list is read line by line (its text is never held whole).
 pub fn load(file: Option<&Path>, blocklists: &[std::path::PathBuf]) -> Result<(Policy, BlocklistStats), PolicyError> {
     let text = match file {
         Some(path) => {
@@ -119,13 +139,13 @@ pub fn load(file: Option<&Path>, blocklists: &[std::path::PathBuf]) -> Result<(P
         None => BUILTIN_POLICY.to_owned(),
     };
     let name = file.map_or_else(|| BUILTIN_NAME.to_owned(), |p| p.display().to_string());
-    let mut texts = Vec::with_capacity(blocklists.len());
-    for path in blocklists {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.clone(), source })?;
-        texts.push((path.display().to_string(), text));
-    }
-    let lists: Vec<Blocklist> = texts.iter().map(|(source, text)| Blocklist { source, text }).collect();
-    compile_with(&text, &name, &lists)
+    let sources: Vec<String> = blocklists.iter().map(|p| p.display().to_string()).collect();
+    compile::compile_lists(&text, &name, &sources, |i, loader| {
+        let path = &blocklists[i];
+        let read = |source| PolicyError::Read { path: path.clone(), source };
+        let file = std::fs::File::open(path).map_err(read)?;
+        loader.read(std::io::BufReader::with_capacity(64 * 1024, file)).map_err(read)
+    })
 }
 
 /// The built-in Kaspersky policy.
@@ -140,6 +160,7 @@ impl Policy {
         phases: Vec<Phase>,
         rules: Vec<Rule>,
         names: NameTable,
+        lists: Lists,
         nets: CidrTable,
     ) -> Policy {
         let valid_until = (0..phases.len())
@@ -153,7 +174,7 @@ impl Policy {
             })
             .collect();
         let refusal_texts = categories.iter().map(|c| format!("blocked by policy {} ({})", meta.id, c.name)).collect();
-        Policy { meta, categories, phases, rules, names, nets, valid_until, refusal_texts }
+        Policy { meta, categories, phases, rules, names, lists, nets, valid_until, refusal_texts }
     }
 
     /// The decision: what `subject` gets at `now_ms` (Unix milliseconds).
@@ -161,11 +182,11 @@ impl Policy {
     pub fn decide(&self, subject: Subject<'_>, now_ms: i64) -> Verdict {
         let phase = self.phase_at(now_ms);
         let matched = match subject {
-            Subject::Name(name) => match normalize(name) {
-                Ok(n) => self.match_name(n.as_bytes(), phase),
-                Err(_) => None,
+            Subject::Name(name) => match already_normal(name) {
+                Some(n) => self.match_name(n, phase),
+                None => normalize(name).ok().and_then(|n| self.match_name(n.as_bytes(), phase)),
             },
-            Subject::Ip(ip) => self.nets.lookup(ip).map(|(r, _)| r),
+            Subject::Ip(ip) => self.nets.lookup(ip).map(|(r, _)| (r, 0)),
         };
         self.verdict(matched, phase)
     }
@@ -176,25 +197,40 @@ impl Policy {
         self.verdict(self.match_name(name, phase), phase)
     }
 
-    fn match_name(&self, name: &[u8], phase: PhaseId) -> Option<RuleId> {
+    /// The most specific rule for `name` and the labels it matched. One
+    /// pass over the name hashes its suffixes for both tables. A blocklist
+    /// entry is a domain rule at its depth: it beats a policy rule with
+    /// fewer labels and a label wildcard with as many, loses to a policy
+    /// host or domain rule with as many (exceptions for a listed name win).
+    fn match_name(&self, name: &[u8], phase: PhaseId) -> Option<(RuleId, u8)> {
         let actions = &self.phases[usize::from(phase.0)].actions;
         let rank = |r: RuleId| {
             let cat = self.rules[r.0 as usize].category;
             actions[usize::from(cat.0)] as u8
         };
-        self.names.lookup(name, rank).map(|hit| hit.rule)
+        let suffixes = Suffixes::of(name);
+        let hit = self.names.lookup_suffixes(name, &suffixes, rank);
+        if !self.lists.set.is_empty() {
+            let deeper = |s: Specificity| usize::from(s.labels) + usize::from(s.kind >= Specificity::DOMAIN);
+            let min_labels = hit.map_or(1, |h| deeper(h.specificity));
+            if let Some(l) = self.lists.set.deepest(&suffixes, min_labels) {
+                return Some((RuleId(self.lists.first + u32::from(l.list)), l.labels));
+            }
+        }
+        hit.map(|h| (h.rule, h.specificity.labels))
     }
 
-    fn verdict(&self, rule: Option<RuleId>, phase: PhaseId) -> Verdict {
+    fn verdict(&self, matched: Option<(RuleId, u8)>, phase: PhaseId) -> Verdict {
         let p = usize::from(phase.0);
-        match rule {
-            None => Verdict { action: Action::Allow, matched: None, phase, valid_until: None },
-            Some(rule) => {
+        match matched {
+            None => Verdict { action: Action::Allow, matched: None, depth: 0, phase, valid_until: None },
+            Some((rule, depth)) => {
                 let category = self.rules[rule.0 as usize].category;
                 let c = usize::from(category.0);
                 Verdict {
                     action: self.phases[p].actions[c],
                     matched: Some((rule, category)),
+                    depth,
                     phase,
                     valid_until: self.valid_until[p][c],
                 }
@@ -228,9 +264,14 @@ impl Policy {
         &self.rules
     }
 
-    /// The rule as written, e.g. `upd.kaspersky.com` or `77.74.176.0/21`.
+    /// The rule as written, e.g. `upd.kaspersky.com` or `77.74.176.0/21`;
+    /// for a blocklist, the list's source (path).
     pub fn rule_pattern(&self, id: RuleId) -> &str {
-        self.names.text(self.rules[id.0 as usize].text)
+        let rule = &self.rules[id.0 as usize];
+        match rule.kind {
+            RuleKind::Blocklist => self.lists.sources.get(rule.text as usize).map_or("", String::as_str),
+            _ => self.names.text(rule.text),
+        }
     }
 
     /// The Extended DNS Error text of a refusal in `category`.
@@ -238,10 +279,32 @@ impl Policy {
         category.and_then(|c| self.refusal_texts.get(usize::from(c.0))).map_or("blocked by policy", String::as_str)
     }
 
-    /// The rule as audit records name it: `kind:pattern`.
+    /// The rule as written with its kind: `kind:pattern`
+    /// (`blocklist:<path>` for a list). Audit records name the matched
+    /// list entry instead: see [`Self::rule_label_for`].
     pub fn rule_label(&self, id: RuleId) -> String {
-        let rule = &self.rules[id.0 as usize];
-        format!("{}:{}", rule.kind.as_str(), self.names.text(rule.text))
+        format!("{}:{}", self.rules[id.0 as usize].kind.as_str(), self.rule_pattern(id))
+    }
+
+    /// The matched rule of `verdict` as audit records name it: `kind:pattern`
+    /// for a policy rule, `domain:<entry>` for a blocklist entry (as each
+    /// entry was a domain rule of its own). `name` is the name `verdict` was
+    /// taken for: a list entry is the suffix of that name the verdict's
+    /// `depth` gives. When it is not a listed suffix (the verdict was taken
+    /// for another name, e.g. a CNAME target) the list itself is named
+    /// (`blocklist:<path>`). `None` when no rule matched.
+    pub fn rule_label_for(&self, verdict: &Verdict, name: &str) -> Option<String> {
+        let (id, _) = verdict.matched?;
+        let rule = self.rules.get(id.0 as usize)?;
+        if rule.kind != RuleKind::Blocklist {
+            return Some(self.rule_label(id));
+        }
+        let normal = normalize(name).ok();
+        let entry = normal.as_ref().and_then(|n| suffix_of(n.as_bytes(), usize::from(verdict.depth)));
+        match entry.filter(|e| self.lists.set.find_name(e).is_some_and(|list| u32::from(list) == rule.text)) {
+            Some(entry) => Some(format!("domain:{}", String::from_utf8_lossy(entry))),
+            None => Some(self.rule_label(id)),
+        }
     }
 
     /// Start of the phase marked `prohibition`, if any.
@@ -249,18 +312,32 @@ impl Policy {
         self.phases.iter().find(|p| p.prohibition).and_then(|p| p.start)
     }
 
-    /// Rules per category, in category order.
+    /// Rules per category, in category order; each blocklist entry counts
+    /// as one rule.
     pub fn rule_counts(&self) -> Vec<(&Category, usize)> {
         let mut counts = vec![0usize; self.categories.len()];
         for r in &self.rules {
-            counts[usize::from(r.category.0)] += 1;
+            counts[usize::from(r.category.0)] += match r.kind {
+                RuleKind::Blocklist => self.lists.set.count_of(r.text as usize),
+                _ => 1,
+            };
         }
         self.categories.iter().zip(counts).collect()
     }
 
+    /// Rules of the policy plus blocklist entries.
+    pub fn rule_total(&self) -> usize {
+        self.rules.len() - self.lists.sources.len() + self.lists.set.len()
+    }
+
+    /// Distinct blocklist entries.
+    pub fn blocklist_entries(&self) -> usize {
+        self.lists.set.len()
+    }
+
     /// Approximate heap bytes of the match tables.
     pub fn table_bytes(&self) -> usize {
-        self.names.heap_bytes() + self.rules.capacity() * std::mem::size_of::<Rule>()
+        self.names.heap_bytes() + self.rules.capacity() * std::mem::size_of::<Rule>() + self.lists.set.heap_bytes()
     }
 }
 

@@ -58,7 +58,7 @@ fn policy() -> Policy {
 
 fn decide(p: &Policy, name: &str, at: i64) -> (Action, Option<String>, String) {
     let v = p.decide(Subject::Name(name), at);
-    let rule = v.matched.map(|(r, _)| p.rule_label(r));
+    let rule = p.rule_label_for(&v, name);
     let cat = v.matched.map(|(_, c)| p.category(c).name.clone()).unwrap_or_default();
     (v.action, rule, cat)
 }
@@ -213,4 +213,95 @@ fn very_deep_names_still_match_their_zone() {
     let text =
         POLICY.replace("domains = [\"kaspersky.com\", \"kaspersky-labs.com\"]", &format!("domains = [\"{too_deep}\"]"));
     assert!(compile(&text, "t.toml").unwrap_err().to_string().contains("more than 32 labels"));
+}
+
+fn with_list(list: &str) -> (Policy, BlocklistStats) {
+    compile_with(POLICY, "test.toml", &[Blocklist { source: "list.txt", text: list }]).unwrap()
+}
+
+#[test]
+fn policy_host_exception_beats_a_list_entry_for_the_same_name() {
+    let (p, _) = with_list("tip.kaspersky.com\n");
+    for at in [BEFORE, AFTER] {
+        assert_eq!(
+            decide(&p, "tip.kaspersky.com", at),
+            (Action::Allow, Some("host:tip.kaspersky.com".into()), "ti".into())
+        );
+    }
+    assert_eq!(
+        decide(&p, "x.tip.kaspersky.com", BEFORE),
+        (Action::Block, Some("domain:tip.kaspersky.com".into()), "blocklist".into()),
+        "the list entry covers the subdomains the host exception does not"
+    );
+}
+
+#[test]
+fn policy_domain_rule_for_a_listed_name_decides_and_the_entry_is_a_duplicate() {
+    let (p, stats) = with_list("upd.kaspersky.com\nnew.example\n");
+    assert_eq!((stats.entries, stats.duplicates), (1, 1));
+    assert_eq!(
+        decide(&p, "s1.upd.kaspersky.com", BEFORE),
+        (Action::Monitor, Some("domain:upd.kaspersky.com".into()), "update".into())
+    );
+}
+
+#[test]
+fn deeper_list_entry_beats_a_shallower_policy_rule() {
+    let (p, _) = with_list("ads.kaspersky.com\ndnl-07.geo.kaspersky.com\n");
+    // The vendor catch-all only monitors before the prohibition; the list blocks.
+    assert_eq!(decide(&p, "www.kaspersky.com", BEFORE).0, Action::Monitor);
+    assert_eq!(
+        decide(&p, "x.ads.kaspersky.com", BEFORE),
+        (Action::Block, Some("domain:ads.kaspersky.com".into()), "blocklist".into())
+    );
+    // A listed name beats a label wildcard of as many labels (a domain rule
+    // outranks a wildcard at the same depth, as before lists had their own table).
+    assert_eq!(decide(&p, "dnl-07.geo.kaspersky.com", BEFORE).2, "blocklist");
+    assert_eq!(decide(&p, "dnl-08.geo.kaspersky.com", BEFORE).2, "update");
+}
+
+#[test]
+fn list_entries_match_whole_labels_only() {
+    let (p, _) = with_list("example.com\n");
+    assert_eq!(decide(&p, "a.b.Example.COM.", AFTER).1, Some("domain:example.com".into()));
+    for other in ["notexample.com", "example.com.evil.org", "com", "example.co"] {
+        assert_eq!(decide(&p, other, AFTER), (Action::Allow, None, String::new()), "{other}");
+    }
+}
+
+#[test]
+fn audit_label_names_the_matched_entry_or_else_the_list() {
+    let lists = [
+        Blocklist { source: "one.txt", text: "ads.example.net\n" },
+        Blocklist { source: "two.txt", text: "ads.example.net\ntracker.example.org\n" },
+    ];
+    let (p, stats) = compile_with(POLICY, "test.toml", &lists).unwrap();
+    assert_eq!((stats.entries, stats.duplicates), (2, 1));
+    let v = p.decide(Subject::Name("X.Ads.Example.NET."), AFTER);
+    assert_eq!(v.depth, 3);
+    assert_eq!(p.rule_label_for(&v, "X.Ads.Example.NET.").as_deref(), Some("domain:ads.example.net"));
+    let v2 = p.decide(Subject::Name("pixel.tracker.example.org"), AFTER);
+    assert_eq!(p.rule_label(v2.matched.unwrap().0), "blocklist:two.txt");
+    assert_eq!(p.rule_label_for(&v2, "pixel.tracker.example.org").as_deref(), Some("domain:tracker.example.org"));
+    // Taken for another name (a CNAME target): the list is named instead.
+    assert_eq!(p.rule_label_for(&v, "cdn.example.com").as_deref(), Some("blocklist:one.txt"));
+    assert_eq!(p.rule_label_for(&p.decide(Subject::Name("example.org"), AFTER), "example.org"), None);
+    let client = "192.0.2.1".parse().unwrap();
+    let name = Some("X.ads.example.net.".to_owned());
+    let record = crate::audit::contact_record(&p, &v, AFTER, client, crate::audit::Layer::Dns, name);
+    assert_eq!(
+        (record.rule.as_deref(), record.category.as_deref()),
+        (Some("domain:ads.example.net"), Some("blocklist"))
+    );
+}
+
+#[test]
+fn counts_include_list_entries() {
+    let (p, _) = with_list("a.example\nb.example\nc.example\n");
+    let plain = policy();
+    assert_eq!(p.rule_total(), plain.rule_total() + 3);
+    assert_eq!(p.blocklist_entries(), 3);
+    let counts = p.rule_counts();
+    assert_eq!(counts.iter().find(|(c, _)| c.name == "blocklist").map(|(_, n)| *n), Some(3));
+    assert_eq!(p.rule_pattern(RuleId(p.rules().len() as u32 - 1)), "list.txt");
 }

@@ -66,6 +66,10 @@ pub struct Verdict {
     pub action: Action,
     /// The most specific rule that matched, with its category.
     pub matched: Option<(RuleId, CategoryId)>,
+    /// Labels of the subject name's suffix the rule matched (0 for an
+    /// address or no match). For a blocklist rule this suffix is the
+    /// matched list entry (see [`crate::policy::Policy::rule_label_for`]).
+    pub depth: u8,
     /// The phase in force at the instant asked about.
     pub phase: PhaseId,
     /// Unix seconds at which this verdict may change (next phase boundary
