@@ -202,13 +202,6 @@ impl NameTableBuilder {
         }
     }
 
-    /// Make room for `names` more names (about `bytes` bytes of text).
-    pub fn reserve(&mut self, names: usize, bytes: usize) {
-        let arena = &self.table.arena;
-        self.table.index.reserve(names, |e| hash_name(arena_str(arena, e.off)));
-        self.table.arena.reserve(bytes + names);
-    }
-
     /// Store a text (e.g. a rule pattern) in the arena; returns its offset.
     pub fn intern(&mut self, text: &str) -> Result<u32, TableError> {
         let off = u32::try_from(self.table.arena.len()).map_err(|_| TableError::Full)?;
