@@ -2,9 +2,13 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-/// Now, in Unix milliseconds.
+/// Now, in Unix milliseconds. Read on every query: the clock and a
+/// division, no calendar arithmetic (chrono's `Utc::now` does some).
 pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
 }
 
 /// Unix milliseconds as RFC 3339 UTC, e.g. `2024-09-29T04:00:00Z`.
@@ -17,4 +21,14 @@ pub fn rfc3339(ms: i64) -> String {
 /// Parse an RFC 3339 instant (any offset) into Unix milliseconds.
 pub fn parse_rfc3339(text: &str) -> Result<i64, chrono::ParseError> {
     DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn now_ms_is_chronos_now() {
+        let (before, now, after) =
+            (chrono::Utc::now().timestamp_millis(), super::now_ms(), chrono::Utc::now().timestamp_millis());
+        assert!(before <= now && now <= after, "{before} <= {now} <= {after}");
+    }
 }

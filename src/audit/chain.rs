@@ -8,7 +8,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use super::record::{Checkpoint, Heartbeat, Layer, PolicyRef, Record, RecordType, Retention};
+use super::contact::{Contact, ContactFields, Repeats, millis};
+use super::record::{Checkpoint, Heartbeat, Layer, Record, RecordType, Retention};
 use crate::policy::Action;
 
 /// `prev_hash` of the first record of a log: 64 zeros.
@@ -60,8 +61,60 @@ pub(crate) fn encode_into(
     prev_hash: &str,
     default_host: &str,
 ) -> Result<String, ChainError> {
+    write_line(buf, &Body::new(record, seq, prev_hash, default_host))
+}
+
+/// [`encode_into`] for a contact event, or its repeats when `repeats` is
+/// set: the line of the record [`Contact::to_record`] (or
+/// [`Repeats::to_record`]) gives, built from the event and its policy
+/// without an intermediate [`Record`]. `rule` is scratch space.
+pub(crate) fn encode_contact_into(
+    buf: &mut Vec<u8>,
+    contact: &Contact,
+    repeats: Option<&Repeats>,
+    seq: u64,
+    prev_hash: &str,
+    default_host: &str,
+    rule: &mut String,
+) -> Result<String, ChainError> {
+    let fields = ContactFields::of(&contact.policy, &contact.verdict, contact.name.as_deref(), rule);
+    let ts_ms = repeats.map_or(contact.ts_ms, |r| r.first_ms);
+    let body = Body {
+        ts: Millis(millis(ts_ms)),
+        seq,
+        kind: RecordType::Contact,
+        host: default_host,
+        client: Some(contact.client),
+        layer: Some(contact.layer),
+        name: contact.name.as_deref(),
+        qtype: contact.qtype,
+        dst: None,
+        dport: None,
+        action: Some(fields.action),
+        category: fields.category,
+        rule: fields.has_rule.then_some(rule.as_str()),
+        phase: Some(fields.phase),
+        policy: Some(PolicyView { id: fields.policy_id, hash: fields.policy_hash }),
+        message: contact.message.as_deref(),
+        count: repeats.map(|r| r.count),
+        correlation: match repeats {
+            Some(r) => r.correlation.as_deref(),
+            None => contact.correlation.as_deref(),
+        },
+        enforced: None,
+        first_ts: repeats.map(|r| Millis(millis(r.first_ms))),
+        last_ts: repeats.map(|r| Millis(millis(r.last_ms))),
+        checkpoint: None,
+        heartbeat: None,
+        retention: None,
+        prev_hash,
+    };
+    write_line(buf, &body)
+}
+
+/// Appends `body` and its hash as one line; on error `buf` is left as it was.
+fn write_line(buf: &mut Vec<u8>, body: &Body<'_>) -> Result<String, ChainError> {
     let start = buf.len();
-    let body = Body::new(record, seq, prev_hash, default_host);
     if let Err(e) = body.write(buf) {
         buf.truncate(start);
         return Err(ChainError::Encode(e));
@@ -142,6 +195,13 @@ fn is_lower_hex(s: &[u8]) -> bool {
     s.len() == 64 && s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// A record's `policy` object, borrowed.
+#[derive(Serialize, Clone, Copy)]
+struct PolicyView<'a> {
+    id: &'a str,
+    hash: &'a str,
+}
+
 /// The line without `hash`, fields in the documented order.
 #[derive(Serialize)]
 struct Body<'a> {
@@ -171,7 +231,7 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     phase: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<&'a PolicyRef>,
+    policy: Option<PolicyView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -210,7 +270,7 @@ impl<'a> Body<'a> {
             category: r.category.as_deref(),
             rule: r.rule.as_deref(),
             phase: r.phase.as_deref(),
-            policy: r.policy.as_ref(),
+            policy: r.policy.as_ref().map(|p| PolicyView { id: &p.id, hash: &p.hash }),
             message: r.message.as_deref(),
             count: r.count,
             correlation: r.correlation.as_deref(),
@@ -266,9 +326,9 @@ impl Body<'_> {
         if let Some(p) = self.policy {
             key(out, "policy");
             out.extend_from_slice(b"{\"id\":");
-            write_str(out, &p.id)?;
+            write_str(out, p.id)?;
             out.extend_from_slice(b",\"hash\":");
-            write_str(out, &p.hash)?;
+            write_str(out, p.hash)?;
             out.push(b'}');
         }
         opt_str(out, "message", self.message)?;
@@ -423,7 +483,7 @@ pub fn format_ts(ts: &DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::record::RecordType;
+    use crate::audit::record::{PolicyRef, RecordType};
 
     /// The example of docs/audit-log.md.
     fn example() -> Record {
@@ -446,6 +506,72 @@ mod tests {
         let ts = "2024-09-29T04:00:00.002Z".parse().unwrap();
         let text = "warden 0.1.0 audit writer (pid 812) started, log format 1, new chain";
         Record::event(ts, RecordType::Start, text)
+    }
+
+    /// A contact event's line (built on the writer from the event and its
+    /// policy) is the line of the record `contact_record` builds, for
+    /// blocklist entries, policy rules, CNAME findings, allowed names,
+    /// correlation, repeats, IPv4-mapped clients and names out of range
+    /// of the fast label path.
+    #[test]
+    fn contact_events_encode_as_their_records() {
+        use crate::policy::{Blocklist, Subject};
+        use std::sync::Arc;
+        let policy = crate::policy::BUILTIN_POLICY;
+        let lists = [Blocklist { source: "list \"one\".txt", text: "ads.example.net\ntracker.example.org\n" }];
+        let (policy, _) = crate::policy::compile_with(policy, "builtin.toml", &lists).unwrap();
+        let policy = Arc::new(policy);
+        let before = policy.prohibition_start().unwrap() - 60_000;
+        let after = before + 120_000;
+        let cases: &[(&str, i64, Option<&str>, &str)] = &[
+            ("s10.upd.kaspersky.com", after, None, "192.168.1.20"),
+            ("s10.upd.kaspersky.com", before, None, "::ffff:192.168.1.21"),
+            ("x.ads.example.net", after, None, "fd00::1"),
+            ("cdn.example.com", after, Some("answer: CNAME pixel.tracker.example.org"), "192.168.1.20"),
+            ("www.example.com", after, None, "198.18.0.1"),
+            ("Weird\"Name.Kaspersky.COM.", after, Some("a \\ b\n"), "192.168.1.20"),
+        ];
+        let mut rule = String::new();
+        for &(name, now, via, client) in cases {
+            let subject = via.and_then(|v| v.strip_prefix("answer: CNAME ")).unwrap_or(name);
+            let verdict = policy.decide(Subject::Name(subject), now);
+            let mut event = Contact::new(Arc::clone(&policy), verdict, now, client.parse().unwrap(), Layer::Dns);
+            event = event.with_name(name);
+            event.qtype = Some("HTTPS");
+            event.message = via.map(Box::from);
+            for correlation in [None, Some("c-1f")] {
+                event.correlation = correlation.map(Box::from);
+                let event = Arc::new(event.clone());
+                let (mut lean, mut full) = (Vec::new(), Vec::new());
+                let h1 = encode_contact_into(&mut lean, &event, None, 7, GENESIS, "gw1", &mut rule).unwrap();
+                let h2 = encode_into(&mut full, &event.to_record(), 7, GENESIS, "gw1").unwrap();
+                assert_eq!(String::from_utf8_lossy(&lean), String::from_utf8_lossy(&full), "{name}");
+                assert_eq!(h1, h2);
+                let repeats = Repeats {
+                    contact: Arc::clone(&event),
+                    count: 41,
+                    first_ms: now + 5,
+                    last_ms: now + 999,
+                    correlation: Some("c-20".into()),
+                };
+                let (mut lean, mut full) = (Vec::new(), Vec::new());
+                encode_contact_into(&mut lean, &event, Some(&repeats), 8, &h1, "gw1", &mut rule).unwrap();
+                encode_into(&mut full, &repeats.to_record(), 8, &h1, "gw1").unwrap();
+                assert_eq!(String::from_utf8_lossy(&lean), String::from_utf8_lossy(&full), "{name} repeats");
+            }
+        }
+        // The blocklist entry is named, not the list.
+        let event = Contact::new(
+            Arc::clone(&policy),
+            policy.decide(Subject::Name("x.ads.example.net"), after),
+            after,
+            "192.0.2.1".parse().unwrap(),
+            Layer::Dns,
+        )
+        .with_name("x.ads.example.net");
+        let mut line = Vec::new();
+        encode_contact_into(&mut line, &event, None, 1, GENESIS, "gw1", &mut rule).unwrap();
+        assert!(String::from_utf8_lossy(&line).contains(r#""rule":"domain:ads.example.net""#));
     }
 
     /// The hand-written encoder writes exactly serde_json's bytes for `Body`,

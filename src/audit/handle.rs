@@ -6,7 +6,18 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
+use super::contact::{Contact, Repeats};
 use super::record::Record;
+
+/// What a producer sends the writer. Each variant is one pointer, so a slot
+/// of the channel (which `sync_channel` allocates up front) stays small.
+#[derive(Debug)]
+pub(crate) enum Entry {
+    Record(Box<Record>),
+    /// A contact's first sighting (shared with the DNS layer's repeat counter).
+    Contact(Arc<Contact>),
+    Repeats(Box<Repeats>),
+}
 
 /// Counters shared by every handle and the writer. `submitted` =
 /// `written` + `dropped` + records still in flight.
@@ -25,15 +36,14 @@ pub struct AuditStats {
 /// Sends records to the writer. Clone it for every producer.
 #[derive(Clone, Debug)]
 pub struct AuditHandle {
-    /// `None` for a disabled handle. Boxed: a slot costs 8 bytes, not a
-    /// whole `Record`, and `sync_channel` allocates every slot up front.
-    tx: Option<SyncSender<Box<Record>>>,
+    /// `None` for a disabled handle.
+    tx: Option<SyncSender<Entry>>,
     stats: Arc<AuditStats>,
     warn: Arc<RateLimit>,
 }
 
 impl AuditHandle {
-    pub(crate) fn new(tx: SyncSender<Box<Record>>, stats: Arc<AuditStats>) -> AuditHandle {
+    pub(crate) fn new(tx: SyncSender<Entry>, stats: Arc<AuditStats>) -> AuditHandle {
         AuditHandle { tx: Some(tx), stats, warn: Arc::new(RateLimit::new()) }
     }
 
@@ -48,11 +58,25 @@ impl AuditHandle {
     /// is gone; the writer then logs a `loss` record. A disabled handle
     /// returns true.
     pub fn submit(&self, record: Record) -> bool {
+        self.send(Entry::Record(Box::new(record)))
+    }
+
+    /// [`Self::submit`] for a contact event: the writer builds its line.
+    pub fn submit_contact(&self, contact: Arc<Contact>) -> bool {
+        self.send(Entry::Contact(contact))
+    }
+
+    /// [`Self::submit`] for the counted repeats of a contact.
+    pub fn submit_repeats(&self, repeats: Repeats) -> bool {
+        self.send(Entry::Repeats(Box::new(repeats)))
+    }
+
+    fn send(&self, entry: Entry) -> bool {
         self.stats.submitted.fetch_add(1, Relaxed);
         let Some(tx) = &self.tx else {
             return true;
         };
-        let reason = match tx.try_send(Box::new(record)) {
+        let reason = match tx.try_send(entry) {
             Ok(()) => return true,
             Err(TrySendError::Full(_)) => "channel full",
             Err(TrySendError::Disconnected(_)) => "writer stopped",

@@ -9,6 +9,8 @@ use std::io::{self, Write};
 use chrono::{DateTime, Utc};
 
 use super::chain::{self, ChainError, ChainLink, GENESIS};
+use super::contact::millis;
+use super::handle::Entry;
 use super::record::{Record, RecordType};
 use super::syslog::Shipper;
 
@@ -67,6 +69,8 @@ pub(crate) struct LogFile<S: Sink> {
     pub span: FileSpan,
     /// Ships written lines to syslog, if configured.
     pub shipper: Option<Shipper>,
+    /// Scratch for a contact's rule label.
+    rule: String,
 }
 
 /// The chain and time span of the current file, and whether it holds
@@ -97,6 +101,7 @@ impl<S: Sink> LogFile<S> {
             must_cut: false,
             span: FileSpan::default(),
             shipper: None,
+            rule: String::new(),
         }
     }
 
@@ -136,12 +141,31 @@ impl<S: Sink> LogFile<S> {
     pub fn push(&mut self, record: &Record, submitted: bool) -> Result<(), ChainError> {
         let seq = self.head.seq + 1;
         let hash = chain::encode_into(&mut self.buf, record, seq, &self.head.hash, &self.host)?;
+        self.pushed(seq, hash, record.ts, record.kind, submitted);
+        Ok(())
+    }
+
+    /// [`Self::push`] for what a producer sent.
+    pub fn push_entry(&mut self, entry: &Entry, submitted: bool) -> Result<(), ChainError> {
+        let (contact, repeats) = match entry {
+            Entry::Record(record) => return self.push(record, submitted),
+            Entry::Contact(contact) => (&**contact, None),
+            Entry::Repeats(repeats) => (&*repeats.contact, Some(&**repeats)),
+        };
+        let seq = self.head.seq + 1;
+        let (buf, prev, host) = (&mut self.buf, &self.head.hash, &self.host);
+        let hash = chain::encode_contact_into(buf, contact, repeats, seq, prev, host, &mut self.rule)?;
+        let ts = millis(repeats.map_or(contact.ts_ms, |r| r.first_ms));
+        self.pushed(seq, hash, ts, RecordType::Contact, submitted);
+        Ok(())
+    }
+
+    fn pushed(&mut self, seq: u64, hash: String, ts: DateTime<Utc>, kind: RecordType, submitted: bool) {
         self.head = Head { seq, hash };
         self.buffered_submitted += u64::from(submitted);
-        self.span.first.get_or_insert((seq, record.ts));
-        self.span.last_ts = Some(record.ts);
-        self.span.contacts |= record.kind == RecordType::Contact;
-        Ok(())
+        self.span.first.get_or_insert((seq, ts));
+        self.span.last_ts = Some(ts);
+        self.span.contacts |= kind == RecordType::Contact;
     }
 
     /// Whether the buffer is big enough to be written out now.

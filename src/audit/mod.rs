@@ -39,7 +39,7 @@ mod tests;
 mod tests_durable;
 
 pub use chain::{ChainError, ChainLink, GENESIS, check_line, encode};
-pub use contact::contact_record;
+pub use contact::{Contact, Repeats, contact_record};
 pub use error::AuditError;
 pub use handle::{AuditHandle, AuditStats};
 pub use record::{Checkpoint, Heartbeat, Layer, PolicyRef, Record, RecordType, Retention};

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ed25519_dalek::SigningKey;
 
+use super::chain::ChainError;
 use super::duties::Timers;
 use super::error::AuditError;
-use super::handle::{AuditStats, RateLimit};
+use super::handle::{AuditStats, Entry, RateLimit};
 use super::log_file::{LogFile, Sink};
 use super::record::{Record, RecordType};
 use super::writer::{AuditConfig, FsyncPolicy, WriterSummary};
@@ -78,13 +79,13 @@ impl<S: Sink> Worker<S> {
     }
 
     /// The thread's body: drain, flush on the timer, stop on disconnect.
-    pub fn run(mut self, rx: &Receiver<Box<Record>>) -> Result<WriterSummary, AuditError> {
+    pub fn run(mut self, rx: &Receiver<Entry>) -> Result<WriterSummary, AuditError> {
         let interval = self.flush_interval;
         let mut last_flush = Instant::now();
         loop {
             match rx.recv_timeout(interval.saturating_sub(last_flush.elapsed())) {
-                Ok(record) => {
-                    self.push(&record, true);
+                Ok(entry) => {
+                    self.push_entry(&entry);
                     if self.config.fsync == FsyncPolicy::Record {
                         self.flush();
                     } else {
@@ -93,7 +94,7 @@ impl<S: Sink> Worker<S> {
                         // thread (and context-switching the query path) once
                         // per record.
                         while let Ok(more) = rx.try_recv() {
-                            self.push(&more, true);
+                            self.push_entry(&more);
                             if self.log.buffer_full() {
                                 let _ = self.write_out();
                             }
@@ -166,8 +167,20 @@ impl<S: Sink> Worker<S> {
         }
     }
 
+    /// Encodes one of the writer's own records (not counted as submitted).
     pub(super) fn push(&mut self, record: &Record, submitted: bool) -> bool {
-        match self.log.push(record, submitted) {
+        let pushed = self.log.push(record, submitted);
+        self.pushed(pushed, submitted)
+    }
+
+    /// Encodes what a producer submitted.
+    fn push_entry(&mut self, entry: &Entry) -> bool {
+        let pushed = self.log.push_entry(entry, true);
+        self.pushed(pushed, true)
+    }
+
+    fn pushed(&mut self, pushed: Result<(), ChainError>, submitted: bool) -> bool {
+        match pushed {
             Ok(()) => true,
             Err(error) => {
                 if submitted {

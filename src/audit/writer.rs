@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::compress::Compression;
 use super::error::AuditError;
-use super::handle::{AuditHandle, AuditStats};
+use super::handle::{AuditHandle, AuditStats, Entry};
 use super::log_file::{LogFile, Sink};
 use super::record::{Record, RecordType};
 use super::retention::RetentionConfig;
@@ -138,7 +138,7 @@ pub fn spawn(config: AuditConfig) -> Result<(AuditHandle, AuditWriter), AuditErr
 /// whose thread has not started yet (tests submit into it first).
 pub(crate) struct Pending<S: Sink> {
     worker: Worker<S>,
-    rx: Receiver<Box<Record>>,
+    rx: Receiver<Entry>,
 }
 
 impl<S: Sink> Pending<S> {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use hickory_proto::rr::RecordType;
 
+use crate::audit::{Contact, Repeats};
 use crate::policy::{Policy, Verdict};
 
 /// Most contacts with an open window at once.
@@ -38,39 +39,33 @@ pub struct Sighting<'a> {
     pub now: i64,
 }
 
-/// The repeats of one contact within a closed window, to be written as one
-/// record: `count` sightings between `first_ms` and `last_ms`.
-#[derive(Debug)]
-pub struct Repeats {
-    pub policy: Arc<Policy>,
-    pub verdict: Verdict,
-    pub client: IpAddr,
-    pub name: Option<String>,
-    pub qtype: RecordType,
-    pub via: Option<String>,
-    pub count: u64,
-    pub first_ms: i64,
-    pub last_ms: i64,
-}
-
+/// A contact with an open window: the first sighting's event (shared with
+/// the audit writer) and the repeats counted since.
 struct Open {
     hash: u64,
     /// End of the window (exclusive), Unix milliseconds.
     closes: i64,
-    repeats: Repeats,
+    contact: Arc<Contact>,
+    /// The sighting as it was asked about (the event keeps the name as the
+    /// audit record writes it).
+    client: IpAddr,
+    qtype: RecordType,
+    count: u64,
+    first_ms: i64,
+    last_ms: i64,
 }
 
 impl Open {
     fn is(&self, policy: &Arc<Policy>, s: &Sighting<'_>) -> bool {
-        let r = &self.repeats;
-        r.client == s.client
-            && r.qtype == s.qtype
-            && r.name.as_deref() == s.name
-            && r.via.as_deref() == s.via
-            && r.verdict.action == s.verdict.action
-            && r.verdict.matched == s.verdict.matched
-            && r.verdict.phase == s.verdict.phase
-            && Arc::ptr_eq(&r.policy, policy)
+        let c = &*self.contact;
+        self.client == s.client
+            && self.qtype == s.qtype
+            && c.message.as_deref() == s.via
+            && c.verdict.action == s.verdict.action
+            && c.verdict.matched == s.verdict.matched
+            && c.verdict.phase == s.verdict.phase
+            && Arc::ptr_eq(&c.policy, policy)
+            && c.name.as_deref() == s.name
     }
 }
 
@@ -125,11 +120,18 @@ impl Aggregator {
         h.finish()
     }
 
-    /// Counts a sighting. `true`: it is the first of its window, write its
-    /// record now; `false`: it was counted as a repeat. Windows closed by
-    /// now (a few of them; see [`Aggregator::close_due`]) or pushed out
-    /// because the table is full go to `closed`.
-    pub fn sight(&mut self, policy: &Arc<Policy>, s: Sighting<'_>, closed: &mut Vec<Repeats>) -> bool {
+    /// Counts a sighting. `Some(event)`: it is the first of its window,
+    /// write its record now (`make` built the event); `None`: it was
+    /// counted as a repeat. Windows closed by now (a few of them; see
+    /// [`Aggregator::close_due`]) or pushed out because the table is full
+    /// go to `closed`.
+    pub fn sight(
+        &mut self,
+        policy: &Arc<Policy>,
+        s: Sighting<'_>,
+        closed: &mut Vec<Repeats>,
+        make: impl FnOnce() -> Contact,
+    ) -> Option<Arc<Contact>> {
         // A few at a time, so no single query pays for a whole second's
         // windows closing together; the handler's timer closes the rest.
         for _ in 0..CLOSE_PER_SIGHTING {
@@ -139,7 +141,7 @@ impl Aggregator {
             self.close_oldest(closed);
         }
         if self.window_ms == 0 {
-            return true;
+            return Some(Arc::new(make()));
         }
         let hash = self.hash(policy, &s);
         let (open, base) = (&self.open, self.base);
@@ -147,33 +149,31 @@ impl Aggregator {
         if let Some(&seq) = found
             && let Some(o) = self.open.get_mut((seq - self.base) as usize)
         {
-            let r = &mut o.repeats;
-            if r.count == 0 {
-                r.first_ms = s.now;
+            if o.count == 0 {
+                o.first_ms = s.now;
             }
-            r.count += 1;
-            r.last_ms = r.last_ms.max(s.now);
-            return false;
+            o.count += 1;
+            o.last_ms = o.last_ms.max(s.now);
+            return None;
         }
         if self.open.len() >= MAX_PENDING {
             self.close_oldest(closed);
         }
         let seq = self.base + self.open.len() as u64;
-        let repeats = Repeats {
-            policy: Arc::clone(policy),
-            verdict: *s.verdict,
+        let contact = Arc::new(make());
+        self.open.push_back(Open {
+            hash,
+            closes: s.now.saturating_add(self.window_ms),
+            contact: Arc::clone(&contact),
             client: s.client,
-            name: s.name.map(str::to_owned),
             qtype: s.qtype,
-            via: s.via.map(str::to_owned),
             count: 0,
             first_ms: s.now,
             last_ms: s.now,
-        };
-        self.open.push_back(Open { hash, closes: s.now.saturating_add(self.window_ms), repeats });
+        });
         let (open, base) = (&self.open, self.base);
         self.index.insert_unique(hash, seq, |&q| open.get((q - base) as usize).map_or(0, |o| o.hash));
-        true
+        Some(contact)
     }
 
     /// Closes the windows that ended by `now`; their repeats go to `closed`.
@@ -197,8 +197,9 @@ impl Aggregator {
         if let Ok(entry) = self.index.find_entry(o.hash, |&q| q == seq) {
             entry.remove();
         }
-        if o.repeats.count > 0 {
-            closed.push(o.repeats);
+        if o.count > 0 {
+            let Open { contact, count, first_ms, last_ms, .. } = o;
+            closed.push(Repeats { contact, count, first_ms, last_ms, correlation: None });
         }
     }
 }
@@ -219,19 +220,43 @@ mod tests {
         Sighting { client: client.parse().unwrap(), name: Some(name), qtype: RecordType::A, verdict, via: None, now }
     }
 
+    /// `sight` with the event the DNS layer would build; true: first sighting.
+    fn sight(agg: &mut Aggregator, policy: &Arc<Policy>, s: Sighting<'_>, closed: &mut Vec<Repeats>) -> bool {
+        let make = || {
+            let c = Contact::new(Arc::clone(policy), *s.verdict, s.now, s.client, crate::audit::Layer::Dns);
+            c.with_name(s.name.unwrap_or_default())
+        };
+        agg.sight(policy, s, closed, make).is_some()
+    }
+
     #[test]
     fn first_sighting_is_written_repeats_are_counted_until_the_window_closes() {
         let (policy, verdict, now) = setup();
         let mut agg = Aggregator::new(1_000);
         let mut closed = Vec::new();
-        assert!(agg.sight(&policy, sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now), &mut closed));
+        assert!(sight(
+            &mut agg,
+            &policy,
+            sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now),
+            &mut closed
+        ));
         for i in 1..=5 {
             let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now + i * 100);
-            assert!(!agg.sight(&policy, s, &mut closed));
+            assert!(!sight(&mut agg, &policy, s, &mut closed));
         }
         // Another client and another name are first sightings of their own.
-        assert!(agg.sight(&policy, sighting(&verdict, "192.168.1.21", "s10.upd.kaspersky.com", now), &mut closed));
-        assert!(agg.sight(&policy, sighting(&verdict, "192.168.1.20", "s11.upd.kaspersky.com", now), &mut closed));
+        assert!(sight(
+            &mut agg,
+            &policy,
+            sighting(&verdict, "192.168.1.21", "s10.upd.kaspersky.com", now),
+            &mut closed
+        ));
+        assert!(sight(
+            &mut agg,
+            &policy,
+            sighting(&verdict, "192.168.1.20", "s11.upd.kaspersky.com", now),
+            &mut closed
+        ));
         assert!(closed.is_empty());
         agg.close_due(now + 999, &mut closed);
         assert!(closed.is_empty());
@@ -239,11 +264,11 @@ mod tests {
         assert_eq!(closed.len(), 1, "only the contact with repeats yields a record");
         let r = &closed[0];
         assert_eq!((r.count, r.first_ms, r.last_ms), (5, now + 100, now + 500));
-        assert_eq!(r.name.as_deref(), Some("s10.upd.kaspersky.com"));
+        assert_eq!(r.contact.name.as_deref(), Some("s10.upd.kaspersky.com"));
         assert!(agg.is_empty());
         // After the window, the next sighting is a first one again.
         let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now + 1_200);
-        assert!(agg.sight(&policy, s, &mut closed));
+        assert!(sight(&mut agg, &policy, s, &mut closed));
     }
 
     #[test]
@@ -253,10 +278,10 @@ mod tests {
         let mut agg = Aggregator::new(1_000);
         let mut closed = Vec::new();
         let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now);
-        assert!(agg.sight(&policy, s, &mut closed));
-        assert!(agg.sight(&other, s, &mut closed));
-        assert!(agg.sight(&policy, Sighting { qtype: RecordType::AAAA, ..s }, &mut closed));
-        assert!(!agg.sight(&policy, s, &mut closed));
+        assert!(sight(&mut agg, &policy, s, &mut closed));
+        assert!(sight(&mut agg, &other, s, &mut closed));
+        assert!(sight(&mut agg, &policy, Sighting { qtype: RecordType::AAAA, ..s }, &mut closed));
+        assert!(!sight(&mut agg, &policy, s, &mut closed));
     }
 
     #[test]
@@ -265,8 +290,8 @@ mod tests {
         let mut agg = Aggregator::new(0);
         let mut closed = Vec::new();
         let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now);
-        assert!(agg.sight(&policy, s, &mut closed));
-        assert!(agg.sight(&policy, s, &mut closed));
+        assert!(sight(&mut agg, &policy, s, &mut closed));
+        assert!(sight(&mut agg, &policy, s, &mut closed));
         assert!(agg.is_empty() && closed.is_empty());
     }
 
@@ -276,14 +301,14 @@ mod tests {
         let mut agg = Aggregator::new(60_000);
         let mut closed = Vec::new();
         let names: Vec<String> = (0..=MAX_PENDING).map(|i| format!("h{i}.kaspersky.com")).collect();
-        assert!(agg.sight(&policy, sighting(&verdict, "10.0.0.1", &names[0], now), &mut closed));
-        assert!(!agg.sight(&policy, sighting(&verdict, "10.0.0.1", &names[0], now + 1), &mut closed));
+        assert!(sight(&mut agg, &policy, sighting(&verdict, "10.0.0.1", &names[0], now), &mut closed));
+        assert!(!sight(&mut agg, &policy, sighting(&verdict, "10.0.0.1", &names[0], now + 1), &mut closed));
         for name in &names[1..] {
-            assert!(agg.sight(&policy, sighting(&verdict, "10.0.0.1", name, now + 2), &mut closed));
+            assert!(sight(&mut agg, &policy, sighting(&verdict, "10.0.0.1", name, now + 2), &mut closed));
         }
         assert_eq!(agg.len(), MAX_PENDING);
         assert_eq!(closed.len(), 1);
-        assert_eq!((closed[0].name.as_deref(), closed[0].count), (Some(names[0].as_str()), 1));
+        assert_eq!((closed[0].contact.name.as_deref(), closed[0].count), (Some(names[0].as_str()), 1));
         let mut rest = Vec::new();
         agg.close_all(&mut rest);
         assert!(rest.is_empty() && agg.is_empty());

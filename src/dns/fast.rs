@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use hickory_proto::rr::RecordType;
 
+use super::aggregate::Sighting;
 use super::answer::BlockMode;
 use super::cache::AnswerCache;
-use super::handler::{Contact, Handler, policy_id};
+use super::handler::{Handler, policy_id};
 use super::wire::{self, Query};
 use crate::metrics::QueryResult;
 use crate::policy::{Action, Policy, Verdict};
@@ -42,9 +43,9 @@ impl Handler {
         let verdict = policy.decide_normalized(q.name.as_bytes(), now);
         // Checked first so an unlogged query allocates nothing.
         let logged = (verdict.action.is_logged() || self.config.log_allowed) && {
-            let name = Some(q.name.as_str().to_owned());
-            let contact = Contact { client, name, qtype: RecordType::from(q.qtype), via: None, now };
-            self.log_contact(&policy, &verdict, contact)
+            let name = Some(q.name.as_str());
+            let qtype = RecordType::from(q.qtype);
+            self.log_contact(&policy, Sighting { client, name, qtype, verdict: &verdict, via: None, now })
         };
         if verdict.action == Action::Block {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);

@@ -10,13 +10,13 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use ipnet::IpNet;
 
-use super::aggregate::{Aggregator, Repeats, Sighting};
+use super::aggregate::{Aggregator, Sighting};
 use super::answer::{self, BlockMode};
 use super::cache::{CacheKey, Fill};
 use super::ratelimit::RateLimiter;
 use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
 use super::wire;
-use crate::audit::{AuditHandle, Layer};
+use crate::audit::{AuditHandle, Contact, Layer, Repeats};
 use crate::metrics::{Metrics, QueryResult};
 use crate::packet::Correlator;
 use crate::policy::{Action, Policy, Subject, Verdict};
@@ -318,17 +318,21 @@ impl Handler {
         if finding.verdict.action == Action::Allow && finding.via.is_some() {
             return;
         }
-        let name = crate::matcher::normalize(&query.name().to_ascii()).map(|n| n.as_str().to_owned()).ok();
-        let contact = Contact { client, name, qtype: query.query_type(), via: finding.via.clone(), now };
-        self.log_contact(policy, &finding.verdict, contact);
+        let name = crate::matcher::normalize(&query.name().to_ascii()).ok();
+        let (verdict, via) = (&finding.verdict, finding.via.as_deref());
+        let sighting =
+            Sighting { client, name: name.as_ref().map(|n| n.as_str()), qtype: query.query_type(), verdict, via, now };
+        self.log_contact(policy, sighting);
     }
 
     /// Count a DNS contact and write its audit record when its action is
     /// logged (block, monitor; allow only with `log_allowed`): at once for
     /// the first sighting, as part of a `count` record for repeats (see
-    /// `aggregate`). Shared by the fast and the full path. `true` when the
-    /// contact was logged (false: the action is not logged).
-    pub(super) fn log_contact(&self, policy: &Arc<Policy>, verdict: &Verdict, contact: Contact) -> bool {
+    /// `aggregate`). Shared by the fast and the full path; allocates only
+    /// for a first sighting. `true` when the contact was logged (false: the
+    /// action is not logged).
+    pub(super) fn log_contact(&self, policy: &Arc<Policy>, s: Sighting<'_>) -> bool {
+        let verdict = s.verdict;
         match verdict.action {
             Action::Block => self.stats.blocked.fetch_add(1, Ordering::Relaxed),
             Action::Monitor => self.stats.monitored.fetch_add(1, Ordering::Relaxed),
@@ -338,17 +342,29 @@ impl Handler {
         if let Some((_, c)) = verdict.matched.filter(|_| verdict.action != Action::Allow) {
             self.metrics.contact("dns", &policy.category(c).name, verdict.action);
         }
-        let Contact { client, name, qtype, via, now } = contact;
-        let sighting = Sighting { client, name: name.as_deref(), qtype, verdict, via: via.as_deref(), now };
+        let make = || self.contact(policy, s);
         let mut closed = Vec::new();
-        let first = self.repeats().sight(policy, sighting, &mut closed);
+        let first = self.repeats().sight(policy, s, &mut closed, make);
         self.write_repeats(closed);
-        if first {
-            let record = self.contact_record(policy, verdict, client, name, qtype, via, now);
+        if let Some(contact) = first {
             // Written or counted as lost by the audit handle: either way done.
-            self.audit.submit(record);
+            self.audit.submit_contact(contact);
         }
         true
+    }
+
+    /// The audit event of a first sighting.
+    fn contact(&self, policy: &Arc<Policy>, s: Sighting<'_>) -> Contact {
+        let mut contact = Contact::new(Arc::clone(policy), *s.verdict, s.now, s.client, Layer::Dns);
+        if let Some(name) = s.name {
+            contact = contact.with_name(name);
+        }
+        contact.qtype = Some(<&'static str>::from(s.qtype));
+        contact.message = s.via.map(Box::from);
+        if let Some(c) = &self.correlator {
+            contact.correlation = Some(c.id(contact.client, contact.name.as_deref(), None, s.now).into());
+        }
+        contact
     }
 
     /// Writes the repeat records of the windows closed by `now`. Called on a
@@ -364,33 +380,12 @@ impl Handler {
     }
 
     fn write_repeats(&self, closed: Vec<Repeats>) {
-        for r in closed {
-            let mut record = self.contact_record(&r.policy, &r.verdict, r.client, r.name, r.qtype, r.via, r.first_ms);
-            record.count = Some(r.count);
-            record.first_ts = chrono::DateTime::from_timestamp_millis(r.first_ms);
-            record.last_ts = chrono::DateTime::from_timestamp_millis(r.last_ms);
-            self.audit.submit(record);
+        for mut r in closed {
+            if let Some(c) = &self.correlator {
+                r.correlation = Some(c.id(r.contact.client, r.contact.name.as_deref(), None, r.first_ms).into());
+            }
+            self.audit.submit_repeats(r);
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn contact_record(
-        &self,
-        policy: &Policy,
-        verdict: &Verdict,
-        client: IpAddr,
-        name: Option<String>,
-        qtype: RecordType,
-        via: Option<String>,
-        now: i64,
-    ) -> crate::audit::Record {
-        let mut record = crate::audit::contact_record(policy, verdict, now, client, Layer::Dns, name);
-        record.qtype = Some(<&str>::from(qtype).to_owned());
-        record.message = via;
-        if let Some(c) = &self.correlator {
-            record.correlation = Some(c.id(client, record.name.as_deref(), None, now));
-        }
-        record
     }
 }
 
@@ -401,17 +396,6 @@ impl Drop for Handler {
         self.repeats().close_all(&mut closed);
         self.write_repeats(closed);
     }
-}
-
-/// What the DNS layer saw of one contact, for its audit record.
-pub(super) struct Contact {
-    pub client: IpAddr,
-    /// Normalised query name.
-    pub name: Option<String>,
-    pub qtype: RecordType,
-    /// What matched when it was not the query name (CNAME target, address).
-    pub via: Option<String>,
-    pub now: i64,
 }
 
 /// The strictest verdict for anything the answer points at: CNAME targets

@@ -152,10 +152,11 @@ pub fn record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
 
 /// The SOA of blocked answers: `warden.invalid. hostmaster.warden.invalid.`.
 pub fn soa(out: &mut Vec<u8>, ttl: u32) {
-    let mut rdata = Vec::with_capacity(64);
-    rdata.extend_from_slice(b"\x06warden\x07invalid\x00\x0ahostmaster\x06warden\x07invalid\x00");
-    for v in [1u32, 3600, 600, 86400, ttl] {
-        rdata.extend_from_slice(&v.to_be_bytes());
+    const NAMES: &[u8] = b"\x06warden\x07invalid\x00\x0ahostmaster\x06warden\x07invalid\x00";
+    let mut rdata = [0u8; NAMES.len() + 20];
+    rdata[..NAMES.len()].copy_from_slice(NAMES);
+    for (slot, v) in rdata[NAMES.len()..].chunks_exact_mut(4).zip([1u32, 3600, 600, 86400, ttl]) {
+        slot.copy_from_slice(&v.to_be_bytes());
     }
     record(out, TYPE_SOA, ttl, &rdata);
 }

@@ -283,7 +283,11 @@ impl Policy {
     /// (`blocklist:<path>` for a list). Audit records name the matched
     /// list entry instead: see [`Self::rule_label_for`].
     pub fn rule_label(&self, id: RuleId) -> String {
-        format!("{}:{}", self.rules[id.0 as usize].kind.as_str(), self.rule_pattern(id))
+        self.label_of(id).to_string()
+    }
+
+    fn label_of(&self, id: RuleId) -> RuleLabel<'_> {
+        RuleLabel { kind: self.rules[id.0 as usize].kind.as_str(), text: self.rule_pattern(id) }
     }
 
     /// The matched rule of `verdict` as audit records name it: `kind:pattern`
@@ -294,17 +298,32 @@ impl Policy {
     /// for another name, e.g. a CNAME target) the list itself is named
     /// (`blocklist:<path>`). `None` when no rule matched.
     pub fn rule_label_for(&self, verdict: &Verdict, name: &str) -> Option<String> {
+        if let Some(label) = self.rule_label_parts(verdict, name) {
+            return Some(label.to_string());
+        }
+        let normal = normalize(name).ok()?;
+        self.rule_label_parts(verdict, normal.as_str()).map(|l| l.to_string())
+    }
+
+    /// [`Self::rule_label_for`] without allocating, for a `name` already
+    /// normalised (see [`crate::matcher::normalize`]); `None` also when it
+    /// is not.
+    pub fn rule_label_parts<'a>(&'a self, verdict: &Verdict, name: &'a str) -> Option<RuleLabel<'a>> {
         let (id, _) = verdict.matched?;
         let rule = self.rules.get(id.0 as usize)?;
         if rule.kind != RuleKind::Blocklist {
-            return Some(self.rule_label(id));
+            return Some(self.label_of(id));
         }
-        let normal = normalize(name).ok();
-        let entry = normal.as_ref().and_then(|n| suffix_of(n.as_bytes(), usize::from(verdict.depth)));
-        match entry.filter(|e| self.lists.set.find_name(e).is_some_and(|list| u32::from(list) == rule.text)) {
-            Some(entry) => Some(format!("domain:{}", String::from_utf8_lossy(entry))),
-            None => Some(self.rule_label(id)),
-        }
+        let normal = already_normal(name)?;
+        let entry = suffix_of(normal, usize::from(verdict.depth))
+            .filter(|e| self.lists.set.find_name(e).is_some_and(|list| u32::from(list) == rule.text));
+        Some(match entry {
+            // A suffix of an ASCII name: a char boundary.
+            Some(entry) => {
+                RuleLabel { kind: RuleKind::Domain.as_str(), text: &name[..normal.len()][normal.len() - entry.len()..] }
+            }
+            None => self.label_of(id),
+        })
     }
 
     /// Start of the phase marked `prohibition`, if any.
@@ -338,6 +357,29 @@ impl Policy {
     /// Approximate heap bytes of the match tables.
     pub fn table_bytes(&self) -> usize {
         self.names.heap_bytes() + self.rules.capacity() * std::mem::size_of::<Rule>() + self.lists.set.heap_bytes()
+    }
+}
+
+/// A rule as audit records name it, `kind:text`, borrowed from the policy
+/// (and, for a blocklist entry, from the name it matched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleLabel<'a> {
+    pub kind: &'static str,
+    pub text: &'a str,
+}
+
+impl RuleLabel<'_> {
+    /// Appends `kind:text` to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        out.push_str(self.kind);
+        out.push(':');
+        out.push_str(self.text);
+    }
+}
+
+impl std::fmt::Display for RuleLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.text)
     }
 }
 
