@@ -60,7 +60,7 @@ pub(crate) fn encode_into(
     seq: u64,
     prev_hash: &str,
     default_host: &str,
-) -> Result<String, ChainError> {
+) -> Result<LineHash, ChainError> {
     write_line(buf, &Body::new(record, seq, prev_hash, default_host))
 }
 
@@ -76,7 +76,7 @@ pub(crate) fn encode_contact_into(
     prev_hash: &str,
     default_host: &str,
     rule: &mut String,
-) -> Result<String, ChainError> {
+) -> Result<LineHash, ChainError> {
     let fields = ContactFields::of(&contact.policy, &contact.verdict, contact.name.as_deref(), rule);
     let ts_ms = repeats.map_or(contact.ts_ms, |r| r.first_ms);
     let body = Body {
@@ -112,19 +112,37 @@ pub(crate) fn encode_contact_into(
     write_line(buf, &body)
 }
 
+/// A line's hash as 64 lowercase hex digits, without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LineHash([u8; 64]);
+
+impl LineHash {
+    pub fn as_str(&self) -> &str {
+        // Lowercase hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for LineHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Appends `body` and its hash as one line; on error `buf` is left as it was.
-fn write_line(buf: &mut Vec<u8>, body: &Body<'_>) -> Result<String, ChainError> {
+fn write_line(buf: &mut Vec<u8>, body: &Body<'_>) -> Result<LineHash, ChainError> {
     let start = buf.len();
     if let Err(e) = body.write(buf) {
         buf.truncate(start);
         return Err(ChainError::Encode(e));
     }
-    let hash = lower_hex(&Sha256::digest(&buf[start..]));
+    let mut hash = [0; 64];
+    hex_into(&Sha256::digest(&buf[start..]), &mut hash);
     buf.pop(); // the body's closing `}`
     buf.extend_from_slice(HASH_KEY);
-    buf.extend_from_slice(hash.as_bytes());
+    buf.extend_from_slice(&hash);
     buf.extend_from_slice(b"\"}\n");
-    Ok(hash)
+    Ok(LineHash(hash))
 }
 
 /// Checks a line's own hash (a trailing `\n` is allowed) and returns its
@@ -169,17 +187,6 @@ pub(crate) fn parse_link(line: &str) -> Result<ChainLink, ChainError> {
         return Err(ChainError::BadPrevHash);
     }
     Ok(ChainLink { seq: f.seq, prev_hash: f.prev_hash, hash: f.hash })
-}
-
-/// Lowercase hex; several times faster than `hex::encode` on a digest.
-fn lower_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * bytes.len());
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 /// Lowercase hex of a SHA-256 digest into `out`, without allocating.
@@ -555,8 +562,8 @@ mod tests {
                     correlation: Some("c-20".into()),
                 };
                 let (mut lean, mut full) = (Vec::new(), Vec::new());
-                encode_contact_into(&mut lean, &event, Some(&repeats), 8, &h1, "gw1", &mut rule).unwrap();
-                encode_into(&mut full, &repeats.to_record(), 8, &h1, "gw1").unwrap();
+                encode_contact_into(&mut lean, &event, Some(&repeats), 8, h1.as_str(), "gw1", &mut rule).unwrap();
+                encode_into(&mut full, &repeats.to_record(), 8, h1.as_str(), "gw1").unwrap();
                 assert_eq!(String::from_utf8_lossy(&lean), String::from_utf8_lossy(&full), "{name} repeats");
             }
         }
@@ -673,9 +680,8 @@ mod tests {
     }
 
     #[test]
-    fn lower_hex_matches_the_hex_crate() {
+    fn hex_into_matches_the_hex_crate() {
         let digest = Sha256::digest(b"abc");
-        assert_eq!(lower_hex(&digest), hex::encode(digest));
         let mut out = [0; 64];
         hex_into(&digest, &mut out);
         assert_eq!(out, hex::encode(digest).as_bytes());
@@ -691,7 +697,7 @@ mod tests {
     #[test]
     fn check_line_rejects_a_recomputed_line_that_is_not_json() {
         let body = format!("{{\"seq\":1,\"prev_hash\":\"{GENESIS}\",}}");
-        let hash = lower_hex(&Sha256::digest(body.as_bytes()));
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
         let line = format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1]);
         assert!(matches!(check_line(&line), Err(ChainError::Parse(_))));
     }

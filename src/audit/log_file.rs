@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 
-use super::chain::{self, ChainError, ChainLink, GENESIS};
+use super::chain::{self, ChainError, ChainLink, GENESIS, LineHash};
 use super::contact::millis;
 use super::handle::Entry;
 use super::record::{Record, RecordType};
@@ -160,8 +160,10 @@ impl<S: Sink> LogFile<S> {
         Ok(())
     }
 
-    fn pushed(&mut self, seq: u64, hash: String, ts: DateTime<Utc>, kind: RecordType, submitted: bool) {
-        self.head = Head { seq, hash };
+    fn pushed(&mut self, seq: u64, hash: LineHash, ts: DateTime<Utc>, kind: RecordType, submitted: bool) {
+        self.head.seq = seq;
+        self.head.hash.clear();
+        self.head.hash.push_str(hash.as_str());
         self.buffered_submitted += u64::from(submitted);
         self.span.first.get_or_insert((seq, ts));
         self.span.last_ts = Some(ts);
