@@ -56,8 +56,13 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         files.push(None);
     }
     for file in &files {
-        match super::load_policy(file.as_deref(), &args.blocklist) {
-            Ok(policy) => print_summary(&policy, now),
+        match crate::policy::load(file.as_deref(), &args.blocklist) {
+            Ok((policy, lists)) => {
+                print_summary(&policy, now);
+                if !args.blocklist.is_empty() {
+                    print_lists(&lists);
+                }
+            }
             Err(e) => {
                 eprintln!("{e:#}");
                 failed = true;
@@ -65,6 +70,22 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// What the blocklists gave, and the lines skipped (on stderr, as
+/// `file:line: skipped: why`; the rest of the list is used).
+fn print_lists(lists: &crate::policy::BlocklistStats) {
+    println!(
+        "  blocklists: {} entries, {} duplicates, {} lines skipped",
+        lists.entries, lists.duplicates, lists.skipped
+    );
+    for (source, p) in &lists.problems {
+        eprintln!("{source}:{}: skipped: {}", p.line, p.message);
+    }
+    let told = lists.problems.len();
+    if lists.skipped > told {
+        eprintln!("({} more skipped lines not shown)", lists.skipped - told);
+    }
 }
 
 fn print_summary(p: &Policy, now: i64) {

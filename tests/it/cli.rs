@@ -57,6 +57,22 @@ fn check_summarises_the_builtin_policy() {
 }
 
 #[test]
+fn check_reports_blocklist_entries_and_the_lines_it_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "# comment\nads.example.net\n0.0.0.0 tracker.example.org\nnot a name!\n||pixel.example.com^\n",
+    )
+    .expect("write");
+    let path = list.to_str().expect("utf-8 path");
+    let (code, out, err) = warden(&["check", "--blocklist", path]);
+    assert_eq!(code, 0, "a skipped line is a warning, not a failure: {err}");
+    assert!(out.contains("blocklists: 3 entries, 0 duplicates, 1 lines skipped"), "{out}");
+    assert!(err.contains(&format!("{path}:4: skipped:")), "{err}");
+}
+
+#[test]
 fn lookup_explains_the_verdict_over_time() {
     let (code, out, _) = warden(&["lookup", "s10.upd.kaspersky.com", "--at", "2024-10-01T00:00:00Z"]);
     assert_eq!(code, 0);
