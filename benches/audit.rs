@@ -15,6 +15,7 @@ use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -22,7 +23,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use warden::audit::review::rec::Filter;
 use warden::audit::review::timeline::Bucket;
 use warden::audit::review::{Reading, hosts, summary, timeline, verify};
-use warden::audit::{AuditConfig, Contact, GENESIS, Layer, Record, check_line, encode, spawn};
+use warden::audit::{AuditConfig, AuditHandle, Contact, GENESIS, Layer, Record, check_line, encode, spawn};
 use warden::policy::Action;
 
 /// Whether criterion is measuring (`cargo bench`) rather than testing.
@@ -69,6 +70,27 @@ fn generate(path: &Path, n: u64) {
     out.flush().expect("flush");
 }
 
+/// Wall time of `iters` runs, each: start a writer on a fresh file, submit
+/// `n` records with `submit(handle, i)`, stop the writer (final fsync).
+fn time_writes(iters: u64, n: u64, submit: impl Fn(&AuditHandle, usize)) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config =
+            AuditConfig { channel_capacity: n as usize + 16, ..AuditConfig::new(dir.path().join("a.jsonl"), "gw1") };
+        let start = Instant::now();
+        let (handle, writer) = spawn(config).expect("spawn");
+        for i in 0..n as usize {
+            submit(&handle, i);
+        }
+        drop(handle);
+        let summary = writer.finish().expect("finish");
+        total += start.elapsed();
+        assert_eq!(summary.written, n);
+    }
+    total
+}
+
 fn bench_write(c: &mut Criterion) {
     const N: u64 = 200_000;
     let n = if measuring() { N } else { 1_000 };
@@ -77,56 +99,26 @@ fn bench_write(c: &mut Criterion) {
     let record = contact(1, Utc::now());
     g.bench_function("submit_to_disk_default_fsync", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let config = AuditConfig {
-                    channel_capacity: n as usize + 16,
-                    ..AuditConfig::new(dir.path().join("a.jsonl"), "gw1")
-                };
-                let start = Instant::now();
-                let (handle, writer) = spawn(config).expect("spawn");
-                for _ in 0..n {
-                    handle.submit(record.clone());
-                }
-                drop(handle);
-                let summary = writer.finish().expect("finish");
-                total += start.elapsed();
-                assert_eq!(summary.written, n);
-            }
-            total
+            time_writes(iters, n, |handle, _| {
+                handle.submit(record.clone());
+            })
         })
     });
     // The DNS path: a contact event per query (built on the submitting
     // thread, as the UDP worker does), encoded by the writer from the
     // policy's strings.
-    let policy = std::sync::Arc::new(warden::policy::builtin().expect("builtin policy"));
+    let policy = Arc::new(warden::policy::builtin().expect("builtin policy"));
     let now = policy.prohibition_start().expect("prohibition") + 1_000;
     let names: Vec<String> = (0..1024).map(|i| format!("d{i:07}.dnl-{:02}.geo.kaspersky.com", i % 20)).collect();
     let verdicts: Vec<_> = names.iter().map(|n| policy.decide(warden::policy::Subject::Name(n), now)).collect();
     g.bench_function("submit_contact_to_disk_default_fsync", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let config = AuditConfig {
-                    channel_capacity: n as usize + 16,
-                    ..AuditConfig::new(dir.path().join("a.jsonl"), "gw1")
-                };
-                let start = Instant::now();
-                let (handle, writer) = spawn(config).expect("spawn");
-                for i in 0..n as usize {
-                    let (name, verdict) = (&names[i % names.len()], verdicts[i % names.len()]);
-                    let client = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
-                    let contact = Contact::new(std::sync::Arc::clone(&policy), verdict, now, client, Layer::Dns);
-                    handle.submit_contact(std::sync::Arc::new(contact.with_name(name)));
-                }
-                drop(handle);
-                let summary = writer.finish().expect("finish");
-                total += start.elapsed();
-                assert_eq!(summary.written, n);
-            }
-            total
+            time_writes(iters, n, |handle, i| {
+                let (name, verdict) = (&names[i % names.len()], verdicts[i % names.len()]);
+                let client = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+                let contact = Contact::new(Arc::clone(&policy), verdict, now, client, Layer::Dns).with_name(name);
+                handle.submit_contact(Arc::new(contact));
+            })
         })
     });
     g.finish();
