@@ -2,24 +2,38 @@
 //! contacts after the prohibition, categories, layers, top names and (with
 //! leases) the machines that held the address. Sorted so the clients that
 //! most likely still run the vendor's software come first.
+//!
+//! Worker threads sum each chunk's contacts per client ([`Part`]), names in
+//! the order the chunk first shows them; the calling thread adds those
+//! sums to the rows in file order. A row keeps its texts as ids into one
+//! string table ([`Rows`]) and gets its `String`s once, at the end. Which
+//! names a row keeps (the first 256; the rest under `(other)`) depends only
+//! on the order names first appear, so the rows are exactly those of
+//! counting line by line.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use hashbrown::HashMap;
+use hashbrown::hash_table::Entry;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use serde::Serialize;
 
 use super::leases::Leases;
 use super::rec::{Filter, Rec, millis};
-use super::{Reading, ReviewError, ScanStats, bump_by, scan};
+use super::{Reading, ReviewError, ScanStats, scan};
 
 /// Distinct names kept per client; more are counted under `other`.
 const NAMES_PER_CLIENT: usize = 256;
+/// The name the names past [`NAMES_PER_CLIENT`] are counted under.
+const OTHER: &str = "(other)";
 /// Names shown per client.
 pub const TOP_NAMES: usize = 3;
 /// Categories that are browsing, not installed software.
 const BROWSING: &[&str] = &["web"];
+/// No entry (the end of a [`Part`] row's list).
+const NONE: u32 = u32::MAX;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct HostRow {
@@ -38,8 +52,6 @@ pub struct HostRow {
     pub gateways: BTreeSet<String>,
     /// Machines that held the address at contact times (from `--leases`).
     pub machines: Vec<Machine>,
-    #[serde(skip)]
-    names: HashMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -55,81 +67,9 @@ pub struct Hosts {
     pub input: ScanStats,
 }
 
-impl HostRow {
-    fn new(client: IpAddr, ts: &str) -> HostRow {
-        HostRow {
-            client,
-            first_contact: ts.to_owned(),
-            last_contact: ts.to_owned(),
-            contacts: 0,
-            after_prohibition: 0,
-            software_after_prohibition: 0,
-            blocked: 0,
-            monitored: 0,
-            categories: BTreeMap::new(),
-            layers: BTreeMap::new(),
-            top_names: Vec::new(),
-            gateways: BTreeSet::new(),
-            machines: Vec::new(),
-            names: HashMap::new(),
-        }
-    }
-
-    /// Counts one contact, as read by [`Part::add`].
-    fn add(&mut self, c: &Contact, strings: &[Box<str>]) {
-        let text = |i: u32| strings.get(i as usize).map_or("", |s| s);
-        let ts = c.ts.as_str();
-        let n = c.attempts;
-        self.contacts += n;
-        if ts < self.first_contact.as_str() {
-            self.first_contact = ts.to_owned();
-        }
-        if ts > self.last_contact.as_str() {
-            self.last_contact.clear();
-            self.last_contact.push_str(ts);
-        }
-        let category = text(c.category);
-        if c.after {
-            self.after_prohibition += n;
-            self.software_after_prohibition += if BROWSING.contains(&category) { 0 } else { n };
-        }
-        match text(c.action) {
-            "block" => self.blocked += n,
-            "monitor" => self.monitored += n,
-            _ => {}
-        }
-        bump_by(&mut self.categories, category, n);
-        bump_by(&mut self.layers, text(c.layer), n);
-        let gateway = text(c.gateway);
-        if !self.gateways.contains(gateway) {
-            self.gateways.insert(gateway.to_owned());
-        }
-        let name = text(c.name);
-        let key = if self.names.len() >= NAMES_PER_CLIENT && !self.names.contains_key(name) { "(other)" } else { name };
-        match self.names.get_mut(key) {
-            Some(v) => *v += n,
-            None => {
-                self.names.insert(key.to_owned(), n);
-            }
-        }
-        if let Some((hostname, mac)) = c.machine {
-            let m = Machine { hostname: text(hostname).to_owned(), mac: text(mac).to_owned() };
-            if !self.machines.contains(&m) {
-                self.machines.push(m);
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        let mut names: Vec<(String, u64)> = self.names.drain().collect();
-        names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        names.truncate(TOP_NAMES);
-        self.top_names = names;
-    }
-}
-
 /// A contact's canonical `ts`: inline when 24 bytes (always, but for years
-/// past 9999), so a contact allocates nothing.
+/// past 9999), so a contact allocates nothing. Instants compare as bytes,
+/// which is how their text compares.
 enum Ts {
     Inline([u8; 24]),
     Heap(Box<str>),
@@ -143,6 +83,13 @@ impl Ts {
         }
     }
 
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Ts::Inline(bytes) => bytes,
+            Ts::Heap(s) => s.as_bytes(),
+        }
+    }
+
     fn as_str(&self) -> &str {
         match self {
             // 24 bytes of a `str`, which the canonical form keeps ASCII.
@@ -152,59 +99,355 @@ impl Ts {
     }
 }
 
-/// One kept contact, read on a worker; its texts are indices into the
-/// chunk's [`Part::strings`] (a chunk has few distinct ones).
-struct Contact {
-    client: IpAddr,
-    ts: Ts,
-    after: bool,
-    category: u32,
-    action: u32,
-    layer: u32,
-    gateway: u32,
-    name: u32,
-    /// Attempts the record stands for (its `count`).
-    attempts: u64,
-    /// Hostname and MAC of the lease that held `client` then.
-    machine: Option<(u32, u32)>,
+/// The earliest and latest instant of some contacts.
+struct Span {
+    first: Ts,
+    last: Ts,
 }
 
-/// The kept contacts of one chunk, in order. Counting them into rows is
-/// left to the calling thread, in file order, so rows come out exactly as
-/// when counting line by line (the 256-names cap depends on order).
+impl Span {
+    fn new(ts: &str) -> Span {
+        Span { first: Ts::new(ts), last: Ts::new(ts) }
+    }
+
+    fn widen(&mut self, ts: &str) {
+        if ts.as_bytes() < self.first.as_bytes() {
+            self.first = Ts::new(ts);
+        }
+        if ts.as_bytes() > self.last.as_bytes() {
+            self.last = Ts::new(ts);
+        }
+    }
+
+    fn join(&mut self, later: Span) {
+        if later.first.as_bytes() < self.first.as_bytes() {
+            self.first = later.first;
+        }
+        if later.last.as_bytes() > self.last.as_bytes() {
+            self.last = later.last;
+        }
+    }
+}
+
+/// A client's counts that do not depend on order.
+#[derive(Clone, Copy, Default)]
+struct Sums {
+    contacts: u64,
+    after: u64,
+    software_after: u64,
+    blocked: u64,
+    monitored: u64,
+}
+
+impl Sums {
+    fn add(&mut self, later: &Sums) {
+        self.contacts += later.contacts;
+        self.after += later.after;
+        self.software_after += later.software_after;
+        self.blocked += later.blocked;
+        self.monitored += later.monitored;
+    }
+}
+
+/// What a text counted for a client is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Category,
+    Layer,
+    Gateway,
+    Name,
+    /// A lease's hostname, with its MAC beside it.
+    Machine,
+}
+
+/// Distinct texts, each once, by id.
 #[derive(Default)]
-struct Part {
-    contacts: Vec<Contact>,
-    strings: Vec<Box<str>>,
+struct Strings {
+    list: Vec<Box<str>>,
     index: HashMap<Box<str>, u32>,
 }
 
-impl Part {
+impl Strings {
     fn intern(&mut self, s: &str) -> u32 {
         if let Some(&i) = self.index.get(s) {
             return i;
         }
-        let i = self.strings.len() as u32;
-        self.strings.push(s.into());
+        let i = self.list.len() as u32;
+        self.list.push(s.into());
         self.index.insert(s.into(), i);
         i
     }
 
-    fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, after: bool, leases: Option<&Leases>) {
-        let machine = leases.and_then(|l| l.at(client, millis(ts).unwrap_or(0)));
-        let contact = Contact {
-            client,
-            ts: Ts::new(ts),
-            after,
-            category: self.intern(r.category.as_deref().unwrap_or("-")),
-            action: self.intern(r.action.as_deref().unwrap_or("")),
-            layer: self.intern(r.layer.as_deref().unwrap_or("-")),
-            gateway: self.intern(&r.host),
-            name: self.intern(r.name.as_deref().or(r.dst.as_ref().map(|_| "(ip)")).unwrap_or("-")),
-            attempts: r.attempts(),
-            machine: machine.map(|m| (self.intern(&m.hostname), self.intern(&m.mac))),
+    fn text(&self, id: u32) -> &str {
+        self.list.get(id as usize).map_or("", |s| s)
+    }
+}
+
+/// One client's contacts in a chunk.
+struct PartRow {
+    client: IpAddr,
+    /// `client` hashed as [`Rows`] hashes it.
+    hash: u64,
+    span: Span,
+    sums: Sums,
+    /// First and last of its entries in [`Part::entries`], in the order
+    /// the chunk first shows them.
+    head: u32,
+    tail: u32,
+}
+
+/// A text counted for a [`PartRow`]: its attempts, and the next entry of
+/// the same row.
+struct PartEntry {
+    kind: Kind,
+    id: u32,
+    /// The MAC of a [`Kind::Machine`] entry.
+    mac: u32,
+    attempts: u64,
+    next: u32,
+}
+
+/// The kept contacts of one chunk, summed per client on a worker; texts
+/// are ids into [`Part::strings`] (a chunk has few distinct ones).
+#[derive(Default)]
+struct Part {
+    strings: Strings,
+    rows: Vec<PartRow>,
+    by_client: HashTable<u32>,
+    entries: Vec<PartEntry>,
+    /// Entry of each (row, kind, text, MAC).
+    by_text: HashMap<(u32, Kind, u32, u32), u32>,
+}
+
+impl Part {
+    fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, hash: u64, after: bool, leases: Option<&Leases>) {
+        let Part { rows, by_client, .. } = self;
+        let row = match by_client.entry(hash, |&i| rows[i as usize].client == client, |&i| rows[i as usize].hash) {
+            Entry::Occupied(e) => {
+                let row = *e.get();
+                rows[row as usize].span.widen(ts);
+                row
+            }
+            Entry::Vacant(e) => {
+                let row = rows.len() as u32;
+                e.insert(row);
+                let span = Span::new(ts);
+                rows.push(PartRow { client, hash, span, sums: Sums::default(), head: NONE, tail: NONE });
+                row
+            }
         };
-        self.contacts.push(contact);
+        let n = r.attempts();
+        let category = r.category.as_deref().unwrap_or("-");
+        let sums = &mut rows[row as usize].sums;
+        sums.contacts += n;
+        if after {
+            sums.after += n;
+            sums.software_after += if BROWSING.contains(&category) { 0 } else { n };
+        }
+        match r.action.as_deref() {
+            Some("block") => sums.blocked += n,
+            Some("monitor") => sums.monitored += n,
+            _ => {}
+        }
+        let name = r.name.as_deref().or(r.dst.as_ref().map(|_| "(ip)")).unwrap_or("-");
+        for (kind, text) in [
+            (Kind::Category, category),
+            (Kind::Layer, r.layer.as_deref().unwrap_or("-")),
+            (Kind::Gateway, &r.host),
+            (Kind::Name, name),
+        ] {
+            let id = self.strings.intern(text);
+            self.count(row, kind, id, 0, n);
+        }
+        if let Some(m) = leases.and_then(|l| l.at(client, millis(ts).unwrap_or(0))) {
+            let (hostname, mac) = (self.strings.intern(&m.hostname), self.strings.intern(&m.mac));
+            self.count(row, Kind::Machine, hostname, mac, n);
+        }
+    }
+
+    fn count(&mut self, row: u32, kind: Kind, id: u32, mac: u32, attempts: u64) {
+        match self.by_text.entry((row, kind, id, mac)) {
+            hashbrown::hash_map::Entry::Occupied(e) => {
+                if let Some(entry) = self.entries.get_mut(*e.get() as usize) {
+                    entry.attempts += attempts;
+                }
+            }
+            hashbrown::hash_map::Entry::Vacant(e) => {
+                let new = self.entries.len() as u32;
+                e.insert(new);
+                self.entries.push(PartEntry { kind, id, mac, attempts, next: NONE });
+                let Some(r) = self.rows.get_mut(row as usize) else { return };
+                match self.entries.get_mut(r.tail as usize) {
+                    Some(tail) => tail.next = new,
+                    None => r.head = new,
+                }
+                r.tail = new;
+            }
+        }
+    }
+}
+
+/// A client's row while reading; texts are ids into [`Rows::strings`].
+struct Row {
+    client: IpAddr,
+    span: Span,
+    sums: Sums,
+    /// Distinct names counted (at most [`NAMES_PER_CLIENT`], and `(other)`).
+    names: usize,
+    /// Attempts per (kind, text): categories, layers, gateways, names.
+    counts: Vec<(Kind, u32, u64)>,
+    /// (hostname, MAC) of the leases that held the address.
+    machines: Vec<(u32, u32)>,
+}
+
+impl Row {
+    /// Adds `attempts` to (kind, id); whether the pair is new.
+    fn count(&mut self, kind: Kind, id: u32, attempts: u64) -> bool {
+        match self.counts.iter_mut().find(|c| c.0 == kind && c.1 == id) {
+            Some(c) => {
+                c.2 += attempts;
+                false
+            }
+            None => {
+                self.counts.push((kind, id, attempts));
+                true
+            }
+        }
+    }
+
+    fn has(&self, kind: Kind, id: u32) -> bool {
+        self.counts.iter().any(|c| c.0 == kind && c.1 == id)
+    }
+
+    /// Software contacts after the prohibition first, then the most recent
+    /// last contact, then the most contacts after the prohibition.
+    fn rank(&self) -> (bool, bool, &[u8], u64) {
+        let s = &self.sums;
+        (s.software_after > 0, s.after > 0, self.span.last.as_bytes(), s.after)
+    }
+
+    fn host_row(&self, strings: &Strings) -> HostRow {
+        let text = |id: u32| strings.text(id).to_owned();
+        let (mut categories, mut layers) = (BTreeMap::new(), BTreeMap::new());
+        let (mut gateways, mut names) = (BTreeSet::new(), Vec::new());
+        for &(kind, id, n) in &self.counts {
+            match kind {
+                Kind::Category => {
+                    categories.insert(text(id), n);
+                }
+                Kind::Layer => {
+                    layers.insert(text(id), n);
+                }
+                Kind::Gateway => {
+                    gateways.insert(text(id));
+                }
+                Kind::Name => names.push((strings.text(id), n)),
+                Kind::Machine => {}
+            }
+        }
+        names.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let top_names = names.iter().take(TOP_NAMES).map(|&(name, n)| (name.to_owned(), n)).collect();
+        let mut machines: Vec<Machine> =
+            self.machines.iter().map(|&(hostname, mac)| Machine { hostname: text(hostname), mac: text(mac) }).collect();
+        machines.sort();
+        let s = &self.sums;
+        HostRow {
+            client: self.client,
+            first_contact: self.span.first.as_str().to_owned(),
+            last_contact: self.span.last.as_str().to_owned(),
+            contacts: s.contacts,
+            after_prohibition: s.after,
+            software_after_prohibition: s.software_after,
+            blocked: s.blocked,
+            monitored: s.monitored,
+            categories,
+            layers,
+            top_names,
+            gateways,
+            machines,
+        }
+    }
+}
+
+/// The rows, filled from the chunks' [`Part`]s in file order.
+struct Rows {
+    hasher: DefaultHashBuilder,
+    strings: Strings,
+    other: u32,
+    rows: Vec<Row>,
+    by_client: HashTable<(IpAddr, u32)>,
+    /// Scratch: the global id of each of a part's texts.
+    ids: Vec<u32>,
+}
+
+impl Rows {
+    fn new(hasher: DefaultHashBuilder) -> Rows {
+        let mut strings = Strings::default();
+        let other = strings.intern(OTHER);
+        Rows { hasher, strings, other, rows: Vec::new(), by_client: HashTable::new(), ids: Vec::new() }
+    }
+
+    /// Adds the sums of the next chunk.
+    fn add(&mut self, part: Part) {
+        self.ids.clear();
+        for s in &part.strings.list {
+            self.ids.push(self.strings.intern(s));
+        }
+        let id = |local: u32| self.ids.get(local as usize).copied().unwrap_or(0);
+        for p in part.rows {
+            let hasher = &self.hasher;
+            let row = match self.by_client.entry(p.hash, |e| e.0 == p.client, |e| hasher.hash_one(e.0)) {
+                Entry::Occupied(e) => {
+                    let row = &mut self.rows[e.get().1 as usize];
+                    row.span.join(p.span);
+                    row.sums.add(&p.sums);
+                    row
+                }
+                Entry::Vacant(e) => {
+                    e.insert((p.client, self.rows.len() as u32));
+                    self.rows.push(Row {
+                        client: p.client,
+                        span: p.span,
+                        sums: p.sums,
+                        names: 0,
+                        counts: Vec::with_capacity(8),
+                        machines: Vec::new(),
+                    });
+                    let last = self.rows.len() - 1;
+                    &mut self.rows[last]
+                }
+            };
+            let mut next = p.head;
+            while let Some(e) = part.entries.get(next as usize) {
+                next = e.next;
+                let text = id(e.id);
+                match e.kind {
+                    Kind::Name => {
+                        // As counting line by line: a name is kept if the
+                        // row has it, or had room when the name came first.
+                        let full = row.names >= NAMES_PER_CLIENT && !row.has(Kind::Name, text);
+                        if row.count(Kind::Name, if full { self.other } else { text }, e.attempts) {
+                            row.names += 1;
+                        }
+                    }
+                    Kind::Machine => {
+                        let m = (text, id(e.mac));
+                        if !row.machines.contains(&m) {
+                            row.machines.push(m);
+                        }
+                    }
+                    kind => {
+                        row.count(kind, text, e.attempts);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rows, ranked.
+    fn finish(mut self) -> Vec<HostRow> {
+        self.rows.sort_unstable_by(|a, b| b.rank().cmp(&a.rank()).then_with(|| a.client.cmp(&b.client)));
+        self.rows.iter().map(|r| r.host_row(&self.strings)).collect()
     }
 }
 
@@ -226,37 +469,16 @@ pub fn hosts_with(
     leases: Option<&Leases>,
     reading: Reading,
 ) -> Result<Hosts, ReviewError> {
+    let hasher = DefaultHashBuilder::default();
     let add = |part: &mut Part, r: &Rec<'_>, ts: &str, _: &[u8]| {
         let Some(client) = r.client.filter(|_| filter.keep(r, ts)) else { return };
-        part.add(r, ts, client, prohibition.is_some_and(|p| ts >= p), leases);
+        let after = prohibition.is_some_and(|p| ts >= p);
+        part.add(r, ts, client, hasher.hash_one(client), after, leases);
     };
-    let mut rows: HashMap<IpAddr, HostRow> = HashMap::new();
+    let mut rows = Rows::new(hasher);
     let input = scan(paths, reading, Part::default, add, |part| {
-        for c in &part.contacts {
-            let row = rows.entry(c.client).or_insert_with(|| HostRow::new(c.client, c.ts.as_str()));
-            row.add(c, &part.strings);
-        }
+        rows.add(part);
         true
     })?;
-    let mut rows: Vec<HostRow> = rows.into_values().collect();
-    for row in &mut rows {
-        row.finish();
-        row.machines.sort();
-    }
-    // Sorts positions, not the rows themselves (a few hundred bytes each).
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&rows[a], &rows[b]);
-        rank(b).cmp(&rank(a)).then_with(|| a.client.cmp(&b.client))
-    });
-    let mut slots: Vec<Option<HostRow>> = rows.into_iter().map(Some).collect();
-    let rows = order.into_iter().filter_map(|i| slots[i].take()).collect();
-    Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows, input })
-}
-
-/// Software contacts after the prohibition first, then the most recent
-/// last contact, then the most contacts after the prohibition.
-fn rank(r: &HostRow) -> (bool, bool, &str, u64) {
-    let software = r.software_after_prohibition > 0;
-    (software, r.after_prohibition > 0, r.last_contact.as_str(), r.after_prohibition)
+    Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: rows.finish(), input })
 }

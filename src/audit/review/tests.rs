@@ -1,7 +1,8 @@
 //! The review's readers against each other: the in-place parsing against
 //! `serde_json` on the writer's lines and on every one-byte edit of them,
 //! and reading on worker threads against reading on one thread, on logs
-//! with tampered lines past the first chunk.
+//! with tampered lines past the first chunk, and `hosts` with any chunk
+//! size against counting line by line.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -273,4 +274,66 @@ fn a_failed_write_stops_the_export() {
     let result =
         export_with(&[path], &Filter::default(), Format::Jsonl, &mut Full, Reading { workers: 2, chunk: 4096 });
     assert!(result.is_err());
+}
+
+/// Contacts of two clients, interleaved: one with more distinct names than
+/// a row keeps (and names seen again after the cap, and a literal
+/// `(other)`), one with a few repeated names, across gateways, layers and
+/// categories; some records stand for several attempts.
+fn many_names_log(host: &str, n: u64) -> Vec<String> {
+    let t0: DateTime<Utc> = "2024-09-28T22:00:00Z".parse().unwrap_or_default();
+    let mut prev = GENESIS.to_owned();
+    (1..=n)
+        .map(|seq| {
+            let ts = t0 + chrono::Duration::seconds(seq as i64 * 7);
+            let (client, name) = match seq % 3 {
+                0 => (IpAddr::from([10, 0, 0, 1]), format!("n{:03}.example", (seq * 7) % 17)),
+                1 if seq % 29 == 0 => (IpAddr::from([10, 0, 0, 2]), "(other)".to_owned()),
+                _ => (IpAddr::from([10, 0, 0, 2]), format!("n{:03}.example", (seq / 2) % 400)),
+            };
+            let layer = if seq % 5 == 0 { Layer::Sni } else { Layer::Dns };
+            let (action, category) = match seq % 4 {
+                0 => (Action::Monitor, "web"),
+                1 => (Action::Block, "update"),
+                _ => (Action::Block, "telemetry"),
+            };
+            let record = Record::contact(ts, client, layer)
+                .with_name(name)
+                .with_verdict(action, category, "domain:example", "prohibition")
+                .with_count(1 + seq % 3);
+            let line = encode(&record, seq, &prev, host).unwrap();
+            prev = check_line(&line).unwrap().hash;
+            line
+        })
+        .collect()
+}
+
+#[test]
+fn hosts_rows_are_the_same_however_the_lines_are_cut_into_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("gw1.jsonl"), dir.path().join("gw2.jsonl"));
+    write(&a, &many_names_log("gw1", 3000));
+    write(&b, &many_names_log("gw2", 500));
+    let files = vec![a, b];
+    let prohibition = Some("2024-09-29T00:00:00.000Z");
+    let hosts = |reading: Reading| json(&hosts_with(&files, prohibition, &Filter::default(), None, reading).unwrap());
+    // One-byte chunks: every line is a chunk of its own, counted in order.
+    let line_by_line = hosts(Reading { workers: 0, chunk: 1 });
+    let v: serde_json::Value = serde_json::from_str(&line_by_line).unwrap_or_default();
+    let rows = v["rows"].as_array().cloned().unwrap_or_default();
+    let Some(many) = rows.iter().find(|r| r["client"] == "10.0.0.2") else { panic!("{line_by_line}") };
+    // 256 distinct names are kept, the rest counted under `(other)`, which
+    // also holds the literal `(other)` names.
+    assert_eq!(many["top_names"][0][0], "(other)", "{line_by_line}");
+    assert!(many["top_names"][0][1].as_u64().unwrap_or(0) > 1000, "{line_by_line}");
+    assert_eq!(many["gateways"], serde_json::json!(["gw1", "gw2"]), "{line_by_line}");
+    for reading in [
+        Reading::sequential(),
+        Reading { workers: 0, chunk: 4096 },
+        Reading { workers: 2, chunk: 4096 },
+        Reading { workers: 3, chunk: 100_000 },
+        Reading { workers: 2, chunk: CHUNK },
+    ] {
+        assert!(hosts(reading) == line_by_line, "{reading:?}:\n{}\n---\n{line_by_line}", hosts(reading));
+    }
 }
