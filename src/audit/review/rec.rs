@@ -50,6 +50,9 @@ pub struct Rec<'a> {
     /// Contacts this record stands for (aggregated repeats); absent: one.
     #[serde(default)]
     pub count: Option<u64>,
+    /// Last of the repeats a `count` record stands for (its `ts` is the first).
+    #[serde(default, borrow)]
+    pub last_ts: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +111,7 @@ impl<'a> Rec<'a> {
             phase: None,
             policy: None,
             count: None,
+            last_ts: None,
         };
         let text = |v: json::Value<'a>| v.str().map(Cow::Borrowed);
         let some_text = |v: json::Value<'a>| v.str().map(|s| Some(Cow::Borrowed(s)));
@@ -130,6 +134,7 @@ impl<'a> Rec<'a> {
                 "phase" => 13,
                 "policy" => 14,
                 "count" => 15,
+                "last_ts" => 16,
                 _ => continue,
             };
             seen.mark(field)?;
@@ -149,6 +154,7 @@ impl<'a> Rec<'a> {
                 12 => r.rule = some_text(v)?,
                 13 => r.phase = some_text(v)?,
                 15 => r.count = Some(v.num()?),
+                16 => r.last_ts = some_text(v)?,
                 _ => r.policy = Some(PolicyView::fast(v)?),
             }
         }
@@ -166,6 +172,16 @@ impl<'a> Rec<'a> {
     /// repeats, see docs/audit-log.md), or one.
     pub fn attempts(&self) -> u64 {
         self.count.unwrap_or(1)
+    }
+
+    /// The latest instant the record stands for, canonical: its `last_ts`
+    /// when it is a later valid instant (aggregated repeats), else `ts`
+    /// (the record's canonical `ts`).
+    pub fn last_seen<'s>(&'s self, ts: &'s str) -> Cow<'s, str> {
+        match self.last_ts.as_deref().and_then(canonical) {
+            Some(last) if last.as_ref() > ts => last,
+            _ => Cow::Borrowed(ts),
+        }
     }
 
     /// `ts` in the writer's canonical form (`2024-09-29T04:00:01.123Z`), so

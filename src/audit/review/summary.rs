@@ -69,6 +69,9 @@ impl Tally {
         let n = r.attempts();
         s.contacts += n;
         widen(&mut self.contact_range, ts);
+        if r.last_ts.is_some() {
+            widen(&mut self.contact_range, &r.last_seen(ts));
+        }
         bump_by(&mut s.by_gateway, &r.host, n);
         for (map, v) in [
             (&mut s.by_phase, &r.phase),
