@@ -236,6 +236,10 @@ impl Part {
                 row
             }
         };
+        if r.last_ts.is_some() {
+            // A count record's repeats run on to its `last_ts`.
+            rows[row as usize].span.widen(&r.last_seen(ts));
+        }
         let n = r.attempts();
         let category = r.category.as_deref().unwrap_or("-");
         let sums = &mut rows[row as usize].sums;
