@@ -77,6 +77,9 @@ impl<'a> PolicyView<'a> {
     }
 }
 
+/// Most attempts one record counts for (a writer window holds far fewer).
+pub const MAX_ATTEMPTS: u64 = u32::MAX as u64;
+
 impl<'a> Rec<'a> {
     /// Reads one line (without its `\n`): what `serde_json::from_slice`
     /// gives, faster for lines in the writer's own shape.
@@ -169,9 +172,11 @@ impl<'a> Rec<'a> {
     }
 
     /// The attempts a contact record stands for: its `count` (aggregated
-    /// repeats, see docs/audit-log.md), or one.
+    /// repeats, see docs/audit-log.md), or one. At most [`MAX_ATTEMPTS`],
+    /// so that no sum over a log (of fewer than 2^32 records) overflows,
+    /// whatever a damaged or forged line claims.
     pub fn attempts(&self) -> u64 {
-        self.count.unwrap_or(1)
+        self.count.unwrap_or(1).min(MAX_ATTEMPTS)
     }
 
     /// The latest instant the record stands for, canonical: its `last_ts`

@@ -337,3 +337,29 @@ fn hosts_rows_are_the_same_however_the_lines_are_cut_into_chunks() {
         assert!(hosts(reading) == line_by_line, "{reading:?}:\n{}\n---\n{line_by_line}", hosts(reading));
     }
 }
+
+#[test]
+fn a_forged_count_cannot_overflow_the_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forged.jsonl");
+    let t0: DateTime<Utc> = "2024-09-29T10:00:00Z".parse().unwrap_or_default();
+    let mut prev = GENESIS.to_owned();
+    let lines: Vec<String> = (1..=3)
+        .map(|seq| {
+            let record = Record::contact(t0, IpAddr::from([10, 0, 0, 9]), Layer::Dns)
+                .with_name("s1.upd.kaspersky.com")
+                .with_verdict(Action::Block, "update", "domain:kaspersky.com", "prohibition")
+                .with_count(u64::MAX);
+            let line = encode(&record, seq, &prev, "gw1").unwrap();
+            prev = check_line(&line).unwrap().hash;
+            line
+        })
+        .collect();
+    write(&path, &lines);
+    let files = vec![path];
+    // Every review reads it (no overflow panic in debug builds) ...
+    assert!(reports(&files, Reading::auto()).is_ok());
+    // ... and counts each record as the most one record may stand for.
+    let summary = summarize_with(&files, None, Reading::auto()).unwrap();
+    assert_eq!(summary.contacts, 3 * super::rec::MAX_ATTEMPTS);
+}
