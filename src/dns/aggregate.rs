@@ -8,7 +8,9 @@
 //! its attempts), a new client or name is never delayed, and a crash loses
 //! at most the repeat counts of the open windows.
 //!
-//! Owns only the pending table; building and submitting records is the
+//! Owns only the pending table, which keeps each open window's first
+//! sighting as the `audit::Contact` the writer was sent (built by the
+//! handler's closure, only for a first sighting); submitting is the
 //! handler's. Bounded: when [`MAX_PENDING`] contacts are open, the oldest
 //! window is closed early.
 
