@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::record::{Layer, PolicyRef, Record};
+use super::record::{Layer, PolicyRef, Record, without_root_dot};
 use crate::policy::{Action, Policy, Verdict};
 
 /// One contact as its producer saw it, for the writer to encode.
@@ -45,8 +45,7 @@ impl Contact {
     }
 
     pub fn with_name(mut self, name: &str) -> Contact {
-        let name = name.strip_suffix('.').filter(|n| !n.is_empty()).unwrap_or(name);
-        let mut name: Box<str> = name.into();
+        let mut name: Box<str> = without_root_dot(name).into();
         name.make_ascii_lowercase();
         self.name = Some(name);
         self

@@ -92,6 +92,11 @@ pub struct PolicyRef {
     pub hash: String,
 }
 
+/// `name` without its trailing dot (a lone `.` stays), as records keep names.
+pub(super) fn without_root_dot(name: &str) -> &str {
+    name.strip_suffix('.').filter(|n| !n.is_empty()).unwrap_or(name)
+}
+
 /// One audit event, as a producer submits it. Every optional field that is
 /// `None` is left out of the written line. Deserializing a written line into
 /// a `Record` ignores `seq`, `prev_hash` and `hash`.
@@ -238,10 +243,8 @@ impl Record {
     /// Sets `name`, lowercased (ASCII) and without a trailing dot.
     pub fn with_name(mut self, name: impl Into<String>) -> Record {
         let mut name = name.into();
+        name.truncate(without_root_dot(&name).len());
         name.make_ascii_lowercase();
-        if name.len() > 1 && name.ends_with('.') {
-            name.pop();
-        }
         self.name = Some(name);
         self
     }
