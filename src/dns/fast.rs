@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use hickory_proto::rr::RecordType;
 
@@ -16,7 +15,7 @@ use super::handler::{Handler, policy_id};
 use super::wire::{self, Query};
 use crate::metrics::QueryResult;
 use crate::policy::{Action, Policy, Verdict};
-use crate::time::now_ms;
+use crate::time::Now;
 
 /// What the fast path did with a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +28,15 @@ pub enum Fast {
 
 impl Handler {
     /// Try to answer `buf` into `out` without leaving the worker thread.
-    pub(super) fn fast_answer(&self, buf: &[u8], client: IpAddr, cache: &mut AnswerCache, out: &mut Vec<u8>) -> Fast {
+    /// `now`: when the datagram's batch was received.
+    pub(super) fn fast_answer(
+        &self,
+        buf: &[u8],
+        client: IpAddr,
+        now: Now,
+        cache: &mut AnswerCache,
+        out: &mut Vec<u8>,
+    ) -> Fast {
         let Some(q) = wire::parse_query(buf) else { return Fast::Slow { recorded: false } };
         if !self.client_allowed(client) {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);
@@ -39,13 +46,12 @@ impl Handler {
             return Fast::Answered;
         }
         let policy = self.policy.load();
-        let now = now_ms();
-        let verdict = policy.decide_normalized(q.name.as_bytes(), now);
+        let verdict = policy.decide_normalized(q.name.as_bytes(), now.ms);
         // Checked first so an unlogged query allocates nothing.
         let logged = (verdict.action.is_logged() || self.config.log_allowed) && {
             let name = Some(q.name.as_str());
             let qtype = RecordType::from(q.qtype);
-            self.log_contact(&policy, Sighting { client, name, qtype, verdict: &verdict, via: None, now })
+            self.log_contact(&policy, Sighting { client, name, qtype, verdict: &verdict, via: None, now: now.ms })
         };
         if verdict.action == Action::Block {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);
@@ -55,7 +61,7 @@ impl Handler {
         }
         let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
         let pid = policy_id(&policy);
-        let hit = cache.answer(q.name.as_bytes(), q.qtype, flags, &q, pid, Instant::now(), now, out);
+        let hit = cache.answer(q.name.as_bytes(), q.qtype, flags, &q, pid, now.instant, now.ms, out);
         self.metrics.answer_cache(hit);
         if hit {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);

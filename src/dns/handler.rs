@@ -159,7 +159,12 @@ impl Handler {
     /// Whether `client` is within its rate limit; listeners call this before
     /// spending any work on the query.
     pub fn admit(&self, client: IpAddr) -> bool {
-        let ok = self.limiter.as_ref().is_none_or(|l| l.allow(client, std::time::Instant::now()));
+        self.admit_at(client, std::time::Instant::now())
+    }
+
+    /// [`Self::admit`] at `now` (a UDP worker reads the clock once per batch).
+    pub fn admit_at(&self, client: IpAddr, now: std::time::Instant) -> bool {
+        let ok = self.limiter.as_ref().is_none_or(|l| l.allow(client, now));
         if !ok {
             self.metrics.query(QueryResult::RateLimited);
         }

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::cache::{AnswerCache, Fill};
 use super::fast::Fast;
 use super::handler::{Handler, Transport};
+use crate::time::Now;
 
 /// How often a blocked `recv` wakes to check for shutdown.
 const WAKE: Duration = Duration::from_millis(100);
@@ -69,15 +70,16 @@ pub fn worker(setup: WorkerSetup) {
     while !setup.stop.load(Ordering::Relaxed) {
         drain_fills(&fill_rx, &mut cache);
         let received = batch.receive(&setup.socket);
+        let now = Now::read();
         for i in 0..received {
             let (len, peer) = batch.got[i];
             let Some(peer) = peer else { continue };
-            if !setup.handler.admit(peer.ip()) {
+            if !setup.handler.admit_at(peer.ip(), now.instant) {
                 continue;
             }
             let query = &batch.bufs[i][..len];
             let out = &mut batch.outs[batch.replies];
-            match setup.handler.fast_answer(query, peer.ip(), &mut cache, out) {
+            match setup.handler.fast_answer(query, peer.ip(), now, &mut cache, out) {
                 Fast::Answered => {
                     batch.to[batch.replies] = Some(SockaddrStorage::from(peer));
                     batch.replies += 1;
