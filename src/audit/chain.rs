@@ -8,7 +8,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use super::contact::{Contact, ContactFields, Repeats, millis};
 use super::record::{Checkpoint, Heartbeat, Layer, Record, RecordType, Retention};
 use crate::policy::Action;
 
@@ -61,55 +60,7 @@ pub(crate) fn encode_into(
     prev_hash: &str,
     default_host: &str,
 ) -> Result<LineHash, ChainError> {
-    write_line(buf, &Body::new(record, seq, prev_hash, default_host))
-}
-
-/// [`encode_into`] for a contact event, or its repeats when `repeats` is
-/// set: the line of the record [`Contact::to_record`] (or
-/// [`Repeats::to_record`]) gives, built from the event and its policy
-/// without an intermediate [`Record`]. `rule` is scratch space.
-pub(crate) fn encode_contact_into(
-    buf: &mut Vec<u8>,
-    contact: &Contact,
-    repeats: Option<&Repeats>,
-    seq: u64,
-    prev_hash: &str,
-    default_host: &str,
-    rule: &mut String,
-) -> Result<LineHash, ChainError> {
-    let fields = ContactFields::of(&contact.policy, &contact.verdict, contact.name.as_deref(), rule);
-    let ts_ms = repeats.map_or(contact.ts_ms, |r| r.first_ms);
-    let body = Body {
-        ts: Millis(millis(ts_ms)),
-        seq,
-        kind: RecordType::Contact,
-        host: default_host,
-        client: Some(contact.client),
-        layer: Some(contact.layer),
-        name: contact.name.as_deref(),
-        qtype: contact.qtype,
-        dst: None,
-        dport: None,
-        action: Some(fields.action),
-        category: fields.category,
-        rule: fields.has_rule.then_some(rule.as_str()),
-        phase: Some(fields.phase),
-        policy: Some(PolicyView { id: fields.policy_id, hash: fields.policy_hash }),
-        message: contact.message.as_deref(),
-        count: repeats.map(|r| r.count),
-        correlation: match repeats {
-            Some(r) => r.correlation.as_deref(),
-            None => contact.correlation.as_deref(),
-        },
-        enforced: None,
-        first_ts: repeats.map(|r| Millis(millis(r.first_ms))),
-        last_ts: repeats.map(|r| Millis(millis(r.last_ms))),
-        checkpoint: None,
-        heartbeat: None,
-        retention: None,
-        prev_hash,
-    };
-    write_line(buf, &body)
+    write_line(buf, |out| Body::new(record, seq, prev_hash, default_host).write(out))
 }
 
 /// A line's hash as 64 lowercase hex digits, without allocating.
@@ -129,10 +80,14 @@ impl std::fmt::Debug for LineHash {
     }
 }
 
-/// Appends `body` and its hash as one line; on error `buf` is left as it was.
-fn write_line(buf: &mut Vec<u8>, body: &Body<'_>) -> Result<LineHash, ChainError> {
+/// Appends the body `write_body` writes (a JSON object without `hash`) and
+/// its hash as one line; on error `buf` is left as it was.
+pub(super) fn write_line(
+    buf: &mut Vec<u8>,
+    write_body: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<LineHash, ChainError> {
     let start = buf.len();
-    if let Err(e) = body.write(buf) {
+    if let Err(e) = write_body(buf) {
         buf.truncate(start);
         return Err(ChainError::Encode(e));
     }
@@ -377,13 +332,13 @@ impl Body<'_> {
 }
 
 /// `,"name":`
-fn key(out: &mut Vec<u8>, name: &str) {
+pub(super) fn key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
 }
 
-fn opt_str(out: &mut Vec<u8>, name: &str, value: Option<&str>) -> Result<(), serde_json::Error> {
+pub(super) fn opt_str(out: &mut Vec<u8>, name: &str, value: Option<&str>) -> Result<(), serde_json::Error> {
     match value {
         Some(v) => {
             key(out, name);
@@ -396,9 +351,8 @@ fn opt_str(out: &mut Vec<u8>, name: &str, value: Option<&str>) -> Result<(), ser
 /// A JSON string. Text without `"`, `\\` or control characters (names,
 /// rules, hashes: nearly everything) is copied; the rest goes through
 /// serde_json, so escaping is exactly serde_json's.
-fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
-    let special = s.bytes().fold(false, |acc, b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
-    if special {
+pub(super) fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+    if needs_escape(s.as_bytes()) {
         serde_json::to_writer(&mut *out, s)
     } else {
         write_plain(out, s);
@@ -406,14 +360,32 @@ fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
     }
 }
 
+/// Whether `s` holds a byte JSON escapes (`"`, `\\`, a control character),
+/// eight bytes at a time: each test below is non-zero exactly when some
+/// byte of the word is zero (after the `^`) or below 0x20.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGH;
+    let mut words = s.chunks_exact(8);
+    for word in &mut words {
+        let Ok(bytes) = <[u8; 8]>::try_from(word) else { return true };
+        let w = u64::from_le_bytes(bytes);
+        if below(w, 0x20) | below(w ^ (ONES * u64::from(b'"')), 1) | below(w ^ (ONES * u64::from(b'\\')), 1) != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// A string known to need no escaping (enum names).
-fn write_plain(out: &mut Vec<u8>, s: &str) {
+pub(super) fn write_plain(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
 }
 
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -427,7 +399,7 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub(super) fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     use std::io::Write;
     out.push(b'"');
     match ip {
@@ -447,7 +419,7 @@ fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
 
 /// `format_ts` without its formatting machinery, for years 0..=9999 (the
 /// rest, and leap seconds, go through chrono).
-fn write_ts(out: &mut Vec<u8>, ts: &DateTime<Utc>) {
+pub(super) fn write_ts(out: &mut Vec<u8>, ts: &DateTime<Utc>) {
     use chrono::{Datelike, Timelike};
     let (year, nanos) = (ts.year(), ts.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
@@ -515,70 +487,22 @@ mod tests {
         Record::event(ts, RecordType::Start, text)
     }
 
-    /// A contact event's line (built on the writer from the event and its
-    /// policy) is the line of the record `contact_record` builds, for
-    /// blocklist entries, policy rules, CNAME findings, allowed names,
-    /// correlation, repeats, IPv4-mapped clients and names out of range
-    /// of the fast label path.
+    /// The word-at-a-time scan finds every byte JSON escapes wherever it
+    /// sits, and nothing else (UTF-8 continuation bytes included).
     #[test]
-    fn contact_events_encode_as_their_records() {
-        use crate::policy::{Blocklist, Subject};
-        use std::sync::Arc;
-        let policy = crate::policy::BUILTIN_POLICY;
-        let lists = [Blocklist { source: "list \"one\".txt", text: "ads.example.net\ntracker.example.org\n" }];
-        let (policy, _) = crate::policy::compile_with(policy, "builtin.toml", &lists).unwrap();
-        let policy = Arc::new(policy);
-        let before = policy.prohibition_start().unwrap() - 60_000;
-        let after = before + 120_000;
-        let cases: &[(&str, i64, Option<&str>, &str)] = &[
-            ("s10.upd.kaspersky.com", after, None, "192.168.1.20"),
-            ("s10.upd.kaspersky.com", before, None, "::ffff:192.168.1.21"),
-            ("x.ads.example.net", after, None, "fd00::1"),
-            ("cdn.example.com", after, Some("answer: CNAME pixel.tracker.example.org"), "192.168.1.20"),
-            ("www.example.com", after, None, "198.18.0.1"),
-            ("Weird\"Name.Kaspersky.COM.", after, Some("a \\ b\n"), "192.168.1.20"),
-        ];
-        let mut rule = String::new();
-        for &(name, now, via, client) in cases {
-            let subject = via.and_then(|v| v.strip_prefix("answer: CNAME ")).unwrap_or(name);
-            let verdict = policy.decide(Subject::Name(subject), now);
-            let mut event = Contact::new(Arc::clone(&policy), verdict, now, client.parse().unwrap(), Layer::Dns);
-            event = event.with_name(name);
-            event.qtype = Some("HTTPS");
-            event.message = via.map(Box::from);
-            for correlation in [None, Some("c-1f")] {
-                event.correlation = correlation.map(Box::from);
-                let event = Arc::new(event.clone());
-                let (mut lean, mut full) = (Vec::new(), Vec::new());
-                let h1 = encode_contact_into(&mut lean, &event, None, 7, GENESIS, "gw1", &mut rule).unwrap();
-                let h2 = encode_into(&mut full, &event.to_record(), 7, GENESIS, "gw1").unwrap();
-                assert_eq!(String::from_utf8_lossy(&lean), String::from_utf8_lossy(&full), "{name}");
-                assert_eq!(h1, h2);
-                let repeats = Repeats {
-                    contact: Arc::clone(&event),
-                    count: 41,
-                    first_ms: now + 5,
-                    last_ms: now + 999,
-                    correlation: Some("c-20".into()),
-                };
-                let (mut lean, mut full) = (Vec::new(), Vec::new());
-                encode_contact_into(&mut lean, &event, Some(&repeats), 8, h1.as_str(), "gw1", &mut rule).unwrap();
-                encode_into(&mut full, &repeats.to_record(), 8, h1.as_str(), "gw1").unwrap();
-                assert_eq!(String::from_utf8_lossy(&lean), String::from_utf8_lossy(&full), "{name} repeats");
+    fn needs_escape_finds_exactly_the_bytes_json_escapes() {
+        for len in 1..=19 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut text = vec![b'a'; len];
+                    text[at] = b;
+                    let expected = b < 0x20 || b == b'"' || b == b'\\';
+                    assert_eq!(needs_escape(&text), expected, "byte {b:#04x} at {at} of {len}");
+                }
             }
         }
-        // The blocklist entry is named, not the list.
-        let event = Contact::new(
-            Arc::clone(&policy),
-            policy.decide(Subject::Name("x.ads.example.net"), after),
-            after,
-            "192.0.2.1".parse().unwrap(),
-            Layer::Dns,
-        )
-        .with_name("x.ads.example.net");
-        let mut line = Vec::new();
-        encode_contact_into(&mut line, &event, None, 1, GENESIS, "gw1", &mut rule).unwrap();
-        assert!(String::from_utf8_lossy(&line).contains(r#""rule":"domain:ads.example.net""#));
+        assert!(!needs_escape("é-ü.example.net".as_bytes()));
+        assert!(!needs_escape(b""));
     }
 
     /// The hand-written encoder writes exactly serde_json's bytes for `Body`,

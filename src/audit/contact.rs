@@ -108,22 +108,18 @@ impl<'a> ContactFields<'a> {
     /// The fields for `verdict` taken for `name`; the matched rule's label
     /// is written into `rule` (cleared first).
     pub fn of(policy: &'a Policy, verdict: &Verdict, name: Option<&str>, rule: &mut String) -> ContactFields<'a> {
-        rule.clear();
-        let mut category = None;
-        let mut has_rule = false;
-        if let Some((_, c)) = verdict.matched {
-            category = Some(policy.category(c).name.as_str());
-            let name = name.unwrap_or("");
-            match policy.rule_label_parts(verdict, name) {
-                Some(label) => label.write_to(rule),
-                None => rule.push_str(&policy.rule_label_for(verdict, name).unwrap_or_default()),
-            }
-            has_rule = true;
-        }
+        let mut fields = ContactFields::shape(policy, verdict);
+        fields.has_rule = write_rule(policy, verdict, name, rule);
+        fields
+    }
+
+    /// The fields every contact with this policy, action, category and
+    /// phase shares: all but the rule's label (`has_rule` is left false).
+    pub fn shape(policy: &'a Policy, verdict: &Verdict) -> ContactFields<'a> {
         ContactFields {
             action: verdict.action,
-            category,
-            has_rule,
+            category: verdict.matched.map(|(_, c)| policy.category(c).name.as_str()),
+            has_rule: false,
             phase: policy.phase(verdict.phase).name.as_str(),
             policy_id: &policy.meta.id,
             policy_hash: &policy.meta.hash,
@@ -138,6 +134,21 @@ impl<'a> ContactFields<'a> {
         record.policy = Some(PolicyRef { id: self.policy_id.to_owned(), hash: self.policy_hash.to_owned() });
         record
     }
+}
+
+/// Writes the label of the rule `verdict` matched for `name` into `rule`
+/// (cleared first); false when no rule matched.
+pub(super) fn write_rule(policy: &Policy, verdict: &Verdict, name: Option<&str>, rule: &mut String) -> bool {
+    rule.clear();
+    if verdict.matched.is_none() {
+        return false;
+    }
+    let name = name.unwrap_or("");
+    match policy.rule_label_parts(verdict, name) {
+        Some(label) => label.write_to(rule),
+        None => rule.push_str(&policy.rule_label_for(verdict, name).unwrap_or_default()),
+    }
+    true
 }
 
 /// The instant of Unix milliseconds `ms` (now if out of range).

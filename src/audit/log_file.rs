@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::chain::{self, ChainError, ChainLink, GENESIS, LineHash};
 use super::contact::millis;
+use super::contact_line::ContactEncoder;
 use super::handle::Entry;
 use super::record::{Record, RecordType};
 use super::syslog::Shipper;
@@ -69,8 +70,8 @@ pub(crate) struct LogFile<S: Sink> {
     pub span: FileSpan,
     /// Ships written lines to syslog, if configured.
     pub shipper: Option<Shipper>,
-    /// Scratch for a contact's rule label.
-    rule: String,
+    /// Encodes contact events (and keeps what their lines share).
+    contacts: ContactEncoder,
 }
 
 /// The chain and time span of the current file, and whether it holds
@@ -101,7 +102,7 @@ impl<S: Sink> LogFile<S> {
             must_cut: false,
             span: FileSpan::default(),
             shipper: None,
-            rule: String::new(),
+            contacts: ContactEncoder::default(),
         }
     }
 
@@ -154,7 +155,7 @@ impl<S: Sink> LogFile<S> {
         };
         let seq = self.head.seq + 1;
         let (buf, prev, host) = (&mut self.buf, &self.head.hash, &self.host);
-        let hash = chain::encode_contact_into(buf, contact, repeats, seq, prev, host, &mut self.rule)?;
+        let hash = self.contacts.encode(buf, contact, repeats, seq, prev, host)?;
         let ts = millis(repeats.map_or(contact.ts_ms, |r| r.first_ms));
         self.pushed(seq, hash, ts, RecordType::Contact, submitted);
         Ok(())

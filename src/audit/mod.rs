@@ -17,6 +17,7 @@
 pub mod chain;
 pub mod compress;
 mod contact;
+mod contact_line;
 mod duties;
 mod error;
 mod handle;
