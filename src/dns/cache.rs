@@ -50,30 +50,38 @@ pub struct Fill {
     pub created: Instant,
 }
 
-/// A cached response. Its key, response and TTL offsets share one
-/// allocation, so a hit reads the table's slot and one block: each extra
-/// heap object would be one more likely cache miss per query.
-struct Entry {
-    /// The key, the response, then each TTL offset as two bytes (LE).
-    bytes: Box<[u8]>,
-    key_len: u16,
-    response_len: u16,
-    /// Where the question ends in the response.
-    question_end: u16,
-    /// Identity of the policy the answer was checked against.
-    policy: usize,
-    /// The policy's `valid_until` for this answer (Unix ms); `i64::MAX`: none.
-    valid_until: i64,
-    stored: Instant,
-    expires: Instant,
-}
+/// A cached response in one allocation, header included, so a hit reads
+/// the table's 16-byte slot (the slots of a full cache stay within a few
+/// hundred KiB, mostly in L2) and this one block: each further heap object
+/// or wide slot would be one more likely cache miss per query. Layout:
+/// `[header][key][response][each TTL offset as u16]`, integers little-endian;
+/// the header is `expires`, `stored` (u64 ns after the cache's epoch),
+/// `valid_until` (i64 Unix ms, `i64::MAX`: none), `policy` (u64),
+/// `key_len`, `response_len`, `question_end` (u16).
+struct Entry(Box<[u8]>);
+
+const EXPIRES: usize = 0;
+const STORED: usize = 8;
+const VALID_UNTIL: usize = 16;
+const POLICY: usize = 24;
+const KEY_LEN: usize = 32;
+const RESPONSE_LEN: usize = 34;
+const QUESTION_END: usize = 36;
+const HEADER: usize = 38;
 
 impl Entry {
     /// `None` when the response or an offset does not fit the compact form
-    /// (never for a UDP answer).
-    fn new(fill: &Fill, stored: Instant, expires: Instant) -> Option<Entry> {
+    /// (never for a UDP answer). Times are ns after `epoch`.
+    fn new(fill: &Fill, stored: u64, expires: u64) -> Option<Entry> {
         let (key, response) = (&fill.key.bytes, &fill.response);
-        let mut bytes = Vec::with_capacity(key.len() + response.len() + 2 * fill.ttl_offsets.len());
+        let mut bytes = Vec::with_capacity(HEADER + key.len() + response.len() + 2 * fill.ttl_offsets.len());
+        bytes.extend_from_slice(&expires.to_le_bytes());
+        bytes.extend_from_slice(&stored.to_le_bytes());
+        bytes.extend_from_slice(&fill.valid_until.unwrap_or(i64::MAX).to_le_bytes());
+        bytes.extend_from_slice(&u64::try_from(fill.policy).ok()?.to_le_bytes());
+        for len in [key.len(), response.len(), fill.question_end] {
+            bytes.extend_from_slice(&u16::try_from(len).ok()?.to_le_bytes());
+        }
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(response);
         for &at in &fill.ttl_offsets {
@@ -83,35 +91,57 @@ impl Entry {
             }
             bytes.extend_from_slice(&u16::try_from(at).ok()?.to_le_bytes());
         }
-        Some(Entry {
-            bytes: bytes.into_boxed_slice(),
-            key_len: u16::try_from(key.len()).ok()?,
-            response_len: u16::try_from(response.len()).ok()?,
-            question_end: u16::try_from(fill.question_end).ok()?,
-            policy: fill.policy,
-            valid_until: fill.valid_until.unwrap_or(i64::MAX),
-            stored,
-            expires,
-        })
+        Some(Entry(bytes.into_boxed_slice()))
+    }
+
+    fn u64_at(&self, at: usize) -> u64 {
+        self.0.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
+    }
+
+    fn u16_at(&self, at: usize) -> usize {
+        self.0.get(at..at + 2).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+    }
+
+    fn expires(&self) -> u64 {
+        self.u64_at(EXPIRES)
+    }
+
+    fn stored(&self) -> u64 {
+        self.u64_at(STORED)
+    }
+
+    fn valid_until(&self) -> i64 {
+        self.u64_at(VALID_UNTIL) as i64
+    }
+
+    fn policy(&self) -> u64 {
+        self.u64_at(POLICY)
+    }
+
+    fn question_end(&self) -> usize {
+        self.u16_at(QUESTION_END)
     }
 
     fn key(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.key_len)]
+        self.0.get(HEADER..HEADER + self.u16_at(KEY_LEN)).unwrap_or_default()
     }
 
     fn response(&self) -> &[u8] {
-        let start = usize::from(self.key_len);
-        &self.bytes[start..start + usize::from(self.response_len)]
+        let start = HEADER + self.u16_at(KEY_LEN);
+        self.0.get(start..start + self.u16_at(RESPONSE_LEN)).unwrap_or_default()
     }
 
     fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
-        let start = usize::from(self.key_len) + usize::from(self.response_len);
-        self.bytes[start..].chunks_exact(2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+        let start = HEADER + self.u16_at(KEY_LEN) + self.u16_at(RESPONSE_LEN);
+        let offsets = self.0.get(start..).unwrap_or_default();
+        offsets.chunks_exact(2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
     }
 }
 
 pub struct AnswerCache {
     table: HashTable<Entry>,
+    /// Origin of the entries' times.
+    epoch: Instant,
     capacity: usize,
     scratch: Vec<u8>,
     pub hits: u64,
@@ -126,6 +156,7 @@ impl AnswerCache {
     pub fn new(capacity: usize) -> AnswerCache {
         AnswerCache {
             table: HashTable::new(),
+            epoch: Instant::now(),
             capacity: capacity.max(1),
             scratch: Vec::with_capacity(260),
             hits: 0,
@@ -140,14 +171,15 @@ impl AnswerCache {
         if ttl == 0 {
             return;
         }
+        let now = self.ns(now);
         if self.table.len() >= self.capacity {
-            self.table.retain(|e| e.expires > now);
+            self.table.retain(|e| e.expires() > now);
             if self.table.len() >= self.capacity {
                 return;
             }
         }
-        let stored = fill.created;
-        let expires = stored + std::time::Duration::from_secs(u64::from(ttl.min(MAX_TTL)));
+        let stored = self.ns(fill.created);
+        let expires = stored.saturating_add(u64::from(ttl.min(MAX_TTL)) * 1_000_000_000);
         let Some(entry) = Entry::new(&fill, stored, expires) else { return };
         let h = hash(entry.key());
         match self.table.find_mut(h, |e| e.key() == entry.key()) {
@@ -156,6 +188,11 @@ impl AnswerCache {
                 self.table.insert_unique(h, entry, |e| hash(e.key()));
             }
         }
+    }
+
+    /// `at` in ns after the epoch (0 before it).
+    fn ns(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Write the cached answer for this query into `out`, or `false`.
@@ -171,24 +208,25 @@ impl AnswerCache {
         now_ms: i64,
         out: &mut Vec<u8>,
     ) -> bool {
+        let now = self.ns(now);
         self.scratch.clear();
         write_key(&mut self.scratch, name, qtype, flags);
         let key = self.scratch.as_slice();
         let hit = self
             .table
             .find(hash(key), |e| e.key() == key)
-            .filter(|e| e.expires > now && e.policy == policy && now_ms < e.valid_until);
+            .filter(|e| e.expires() > now && e.policy() == policy as u64 && now_ms < e.valid_until());
         let Some(entry) = hit else {
             self.misses += 1;
             return false;
         };
         let response = entry.response();
-        let question_end = usize::from(entry.question_end);
+        let question_end = entry.question_end();
         if question_end != 12 + query.question.len() || response.len() > query.udp_limit() {
             self.misses += 1;
             return false;
         }
-        let elapsed = u32::try_from(now.duration_since(entry.stored).as_secs()).unwrap_or(u32::MAX);
+        let elapsed = u32::try_from(now.saturating_sub(entry.stored()) / 1_000_000_000).unwrap_or(u32::MAX);
         out.clear();
         out.extend_from_slice(response);
         out[0..2].copy_from_slice(&query.id.to_be_bytes());
@@ -245,8 +283,8 @@ mod tests {
 
     #[test]
     fn a_hit_is_the_stored_answer_with_the_clients_id_and_case_and_ttls_counted_down() {
-        let created = Instant::now();
         let mut cache = AnswerCache::new(8);
+        let created = Instant::now();
         cache.insert(fill(1, created), created);
         let bytes = query(0xbeef, b"A");
         let q = wire::parse_query(&bytes).unwrap();
