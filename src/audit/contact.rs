@@ -1,7 +1,7 @@
 //! Contacts on their way to the log. A producer on the query path hands the
 //! writer a [`Contact`]: the verdict, what was seen and the policy that
 //! decided, with no text built yet; the writer encodes its `contact` line
-//! borrowing the policy's strings (rule label, category, phase, policy id
+//! (`contact_line`) borrowing the policy's strings (rule label, category, phase, policy id
 //! and hash), so a query pays for one allocation, not one per field.
 //! [`contact_record`] builds the same record as a [`Record`] for producers
 //! that need one (packet layer, tests). Both take the policy's part from
