@@ -363,3 +363,176 @@ fn a_forged_count_cannot_overflow_the_sums() {
     let summary = summarize_with(&files, None, Reading::auto()).unwrap();
     assert_eq!(summary.contacts, 3 * super::rec::MAX_ATTEMPTS);
 }
+
+/// Lines meant to trip up `hosts`: one client with far more than 256
+/// names (some seen again after the cap, literal `(other)`s before and
+/// after it), ties in name counts, count records with `last_ts`, address
+/// contacts without a name, missing category and layer, other RFC 3339
+/// forms, non-contacts, contacts without a client, and gateways that
+/// differ per line.
+fn tricky_lines(file: u64, n: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let seq = file * 100_000 + i;
+            let client = match i % 7 {
+                0 | 3 => "10.0.1.1".to_owned(),
+                1 => format!("10.0.2.{}", i % 5),
+                2 => "fd00::7".to_owned(),
+                _ => format!("10.0.3.{}", (i * 13 + file) % 40),
+            };
+            let name = match i % 11 {
+                0 if i % 3 == 0 => r#","name":"(other)""#.to_owned(),
+                1 => String::new(),
+                2 => r#","dst":"192.0.2.9""#.to_owned(),
+                _ => format!(r#","name":"h{:04}.example""#, (i * 37 + file * 5) % 700),
+            };
+            let category = match i % 5 {
+                0 => r#","category":"web""#,
+                1 => "",
+                2 => r#","category":"update""#,
+                _ => r#","category":"telemetry""#,
+            };
+            let layer = ["", r#","layer":"dns""#, r#","layer":"sni""#][(i % 3) as usize];
+            let action = [r#","action":"block""#, r#","action":"monitor""#, ""][(i % 4 % 3) as usize];
+            let minute = (i * 7 + file * 3) % 3000;
+            let (h, m) = (minute / 60 % 48, minute % 60);
+            let (day, hour) = (28 + h / 24, h % 24);
+            let ts = if i % 13 == 0 {
+                format!("2024-09-{day}T{:02}:{m:02}:05+02:00", (hour + 2) % 24)
+            } else {
+                format!("2024-09-{day}T{hour:02}:{m:02}:05.{:03}Z", i % 1000)
+            };
+            let count = match i % 9 {
+                0 => format!(r#","count":{},"last_ts":"2024-09-30T0{}:00:00.000Z""#, 2 + i % 4, i % 10),
+                1 => r#","count":3"#.to_owned(),
+                _ => String::new(),
+            };
+            let (kind, client) = match i % 17 {
+                0 => ("heartbeat", String::new()),
+                1 => ("contact", String::new()),
+                _ => ("contact", format!(r#","client":"{client}""#)),
+            };
+            let host = ["gw1", "gw2", "gw-3"][((i / 50 + file) % 3) as usize];
+            format!(
+                r#"{{"ts":"{ts}","seq":{seq},"type":"{kind}","host":"{host}"{client}{layer}{name}{category}{action}{count}}}"#
+            ) + "\n"
+        })
+        .collect()
+}
+
+/// `hosts` as one thread counting line by line in the plainest way.
+fn reference_hosts(
+    files: &[PathBuf],
+    prohibition: Option<&str>,
+    filter: &Filter,
+    leases: Option<&Leases>,
+) -> serde_json::Value {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    #[derive(Default)]
+    struct R {
+        first: String,
+        last: String,
+        sums: [u64; 5],
+        categories: BTreeMap<String, u64>,
+        layers: BTreeMap<String, u64>,
+        gateways: BTreeSet<String>,
+        names: BTreeMap<String, u64>,
+        machines: BTreeSet<(String, String)>,
+    }
+    let mut rows: HashMap<IpAddr, R> = HashMap::new();
+    for path in files {
+        let text = std::fs::read_to_string(path).unwrap();
+        for line in text.lines() {
+            let Ok(r) = Rec::parse(line.as_bytes()) else { continue };
+            let Some(ts) = r.canonical_ts() else { continue };
+            let Some(client) = r.client.filter(|_| filter.keep(&r, &ts)) else { continue };
+            let row =
+                rows.entry(client).or_insert_with(|| R { first: ts.to_string(), last: ts.to_string(), ..R::default() });
+            for t in [ts.to_string(), r.last_seen(&ts).to_string()] {
+                row.first = row.first.clone().min(t.clone());
+                row.last = row.last.clone().max(t);
+            }
+            let n = r.attempts();
+            let category = r.category.as_deref().unwrap_or("-");
+            row.sums[0] += n;
+            if prohibition.is_some_and(|p| *ts >= *p) {
+                row.sums[1] += n;
+                row.sums[2] += if category == "web" { 0 } else { n };
+            }
+            match r.action.as_deref() {
+                Some("block") => row.sums[3] += n,
+                Some("monitor") => row.sums[4] += n,
+                _ => {}
+            }
+            *row.categories.entry(category.to_owned()).or_default() += n;
+            *row.layers.entry(r.layer.as_deref().unwrap_or("-").to_owned()).or_default() += n;
+            row.gateways.insert(r.host.to_string());
+            let name = r.name.as_deref().or(r.dst.map(|_| "(ip)")).unwrap_or("-");
+            let name = if row.names.contains_key(name) || row.names.len() < 256 { name } else { "(other)" };
+            *row.names.entry(name.to_owned()).or_default() += n;
+            if let Some(m) = leases.and_then(|l| l.at(client, super::rec::millis(&ts).unwrap_or(0))) {
+                row.machines.insert((m.hostname.clone(), m.mac.clone()));
+            }
+        }
+    }
+    let mut rows: Vec<(IpAddr, R)> = rows.into_iter().collect();
+    let rank = |r: &R| (r.sums[2] > 0, r.sums[1] > 0, r.last.clone(), r.sums[1]);
+    rows.sort_by(|a, b| rank(&b.1).cmp(&rank(&a.1)).then(a.0.cmp(&b.0)));
+    let rows: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(client, r)| {
+            let mut names: Vec<(String, u64)> = r.names.into_iter().collect();
+            names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            names.truncate(3);
+            let machines: Vec<_> =
+                r.machines.into_iter().map(|(h, m)| serde_json::json!({"hostname": h, "mac": m})).collect();
+            serde_json::json!({
+                "client": client, "first_contact": r.first, "last_contact": r.last, "contacts": r.sums[0],
+                "after_prohibition": r.sums[1], "software_after_prohibition": r.sums[2], "blocked": r.sums[3],
+                "monitored": r.sums[4], "categories": r.categories, "layers": r.layers, "top_names": names,
+                "gateways": r.gateways, "machines": machines,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}
+
+#[test]
+fn hosts_rows_are_those_of_a_plain_line_by_line_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|f| {
+            let path = dir.path().join(format!("{f}.jsonl"));
+            std::fs::write(&path, tricky_lines(f, [6000, 2500, 40][f as usize]).concat()).unwrap();
+            path
+        })
+        .collect();
+    let leases = Leases::parse(
+        "1727564400 AA:00:00:00:00:01 10.0.1.1 laptop-a *\n1727600000 aa:00:00:00:00:02 10.0.1.1 laptop-b *\n\
+         1727500000 aa:00:00:00:00:03 10.0.2.3 * *\n",
+    );
+    let since = Filter { since: Some("2024-09-28T12:00:00.000Z".into()), ..Filter::default() };
+    for prohibition in [None, Some("2024-09-29T00:00:00.000Z")] {
+        for (filter, leases) in
+            [(&Filter::default(), None), (&Filter::default(), Some(&leases)), (&since, Some(&leases))]
+        {
+            let want = reference_hosts(&files, prohibition, filter, leases);
+            let rows = want.as_array().cloned().unwrap_or_default();
+            let big = rows.iter().find(|r| r["client"] == "10.0.1.1").cloned().unwrap_or_default();
+            assert!(big["top_names"][0][0] == "(other)", "{big}");
+            for reading in [
+                Reading::sequential(),
+                Reading { workers: 0, chunk: 1 },
+                Reading { workers: 2, chunk: 1 },
+                Reading { workers: 2, chunk: 3000 },
+                Reading { workers: 3, chunk: 50_000 },
+                Reading { workers: 8, chunk: 7 },
+                Reading::auto(),
+            ] {
+                let got = hosts_with(&files, prohibition, filter, leases, reading).unwrap();
+                let got = serde_json::to_value(&got.rows).unwrap();
+                assert!(got == want, "{reading:?} {prohibition:?} {filter:?}");
+            }
+        }
+    }
+}
