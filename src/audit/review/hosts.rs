@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
@@ -32,8 +33,15 @@ const OTHER: &str = "(other)";
 pub const TOP_NAMES: usize = 3;
 /// Categories that are browsing, not installed software.
 const BROWSING: &[&str] = &["web"];
-/// No entry (the end of a [`Part`] row's list).
+/// No entry (the end of a [`PartRow`]'s list).
 const NONE: u32 = u32::MAX;
+/// Entries of a [`PartRow`] found by walking its list; longer lists are
+/// indexed.
+const WALK: usize = 8;
+/// Merging threads at most.
+const MAX_SHARDS: usize = 8;
+/// Shards queued per merging thread.
+const MERGE_QUEUE: usize = 4;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct HostRow {
@@ -194,6 +202,8 @@ struct PartRow {
     /// the chunk first shows them.
     head: u32,
     tail: u32,
+    /// Entries in the list; past [`WALK`] they are found by [`Shard::by_text`].
+    len: u32,
 }
 
 /// A text counted for a [`PartRow`]: its attempts, and the next entry of
@@ -207,21 +217,47 @@ struct PartEntry {
     next: u32,
 }
 
-/// The kept contacts of one chunk, summed per client on a worker; texts
-/// are ids into [`Part::strings`] (a chunk has few distinct ones).
-#[derive(Default)]
+/// The kept contacts of one chunk, summed per client on a worker, one
+/// [`Shard`] per merging thread (a client's contacts are all in the same
+/// one).
 struct Part {
+    shards: Vec<Shard>,
+}
+
+impl Part {
+    fn new(shards: usize) -> Part {
+        Part { shards: (0..shards.max(1)).map(|_| Shard::default()).collect() }
+    }
+
+    fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, hash: u64, after: bool, leases: Option<&Leases>) {
+        let n = self.shards.len();
+        if let Some(shard) = self.shards.get_mut(shard_of(hash, n)) {
+            shard.add(r, ts, client, hash, after, leases);
+        }
+    }
+}
+
+/// The shard of a client by its hash (bits the hash tables use least).
+fn shard_of(hash: u64, shards: usize) -> usize {
+    ((hash >> 32) as usize) % shards.max(1)
+}
+
+/// The contacts of the clients of one shard in a chunk; texts are ids into
+/// [`Shard::strings`] (a chunk has few distinct ones).
+#[derive(Default)]
+struct Shard {
     strings: Strings,
     rows: Vec<PartRow>,
     by_client: HashTable<u32>,
     entries: Vec<PartEntry>,
-    /// Entry of each (row, kind, text, MAC).
+    /// Entry of each (row, kind, text, MAC), for rows with more than
+    /// [`WALK`] entries (shorter lists are walked).
     by_text: HashMap<(u32, Kind, u32, u32), u32>,
 }
 
-impl Part {
+impl Shard {
     fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, hash: u64, after: bool, leases: Option<&Leases>) {
-        let Part { rows, by_client, .. } = self;
+        let Shard { rows, by_client, .. } = self;
         let row = match by_client.entry(hash, |&i| rows[i as usize].client == client, |&i| rows[i as usize].hash) {
             Entry::Occupied(e) => {
                 let row = *e.get();
@@ -232,7 +268,7 @@ impl Part {
                 let row = rows.len() as u32;
                 e.insert(row);
                 let span = Span::new(ts);
-                rows.push(PartRow { client, hash, span, sums: Sums::default(), head: NONE, tail: NONE });
+                rows.push(PartRow { client, hash, span, sums: Sums::default(), head: NONE, tail: NONE, len: 0 });
                 row
             }
         };
@@ -270,23 +306,40 @@ impl Part {
     }
 
     fn count(&mut self, row: u32, kind: Kind, id: u32, mac: u32, attempts: u64) {
-        match self.by_text.entry((row, kind, id, mac)) {
-            hashbrown::hash_map::Entry::Occupied(e) => {
-                if let Some(entry) = self.entries.get_mut(*e.get() as usize) {
-                    entry.attempts += attempts;
+        let Some(r) = self.rows.get(row as usize) else { return };
+        if r.len as usize <= WALK {
+            let mut next = r.head;
+            while let Some(e) = self.entries.get_mut(next as usize) {
+                if e.kind == kind && e.id == id && e.mac == mac {
+                    e.attempts += attempts;
+                    return;
                 }
+                next = e.next;
             }
-            hashbrown::hash_map::Entry::Vacant(e) => {
-                let new = self.entries.len() as u32;
-                e.insert(new);
-                self.entries.push(PartEntry { kind, id, mac, attempts, next: NONE });
-                let Some(r) = self.rows.get_mut(row as usize) else { return };
-                match self.entries.get_mut(r.tail as usize) {
-                    Some(tail) => tail.next = new,
-                    None => r.head = new,
-                }
-                r.tail = new;
+        } else if let Some(&i) = self.by_text.get(&(row, kind, id, mac)) {
+            if let Some(e) = self.entries.get_mut(i as usize) {
+                e.attempts += attempts;
             }
+            return;
+        }
+        let new = self.entries.len() as u32;
+        self.entries.push(PartEntry { kind, id, mac, attempts, next: NONE });
+        let Some(r) = self.rows.get_mut(row as usize) else { return };
+        match self.entries.get_mut(r.tail as usize) {
+            Some(tail) => tail.next = new,
+            None => r.head = new,
+        }
+        r.tail = new;
+        r.len += 1;
+        if r.len as usize == WALK + 1 {
+            // Too long to walk from now on: index the whole list.
+            let mut next = r.head;
+            while let Some(e) = self.entries.get(next as usize) {
+                self.by_text.insert((row, e.kind, e.id, e.mac), next);
+                next = e.next;
+            }
+        } else if r.len as usize > WALK + 1 {
+            self.by_text.insert((row, kind, id, mac), new);
         }
     }
 }
@@ -391,8 +444,8 @@ impl Rows {
         Rows { hasher, strings, other, rows: Vec::new(), by_client: HashTable::new(), ids: Vec::new() }
     }
 
-    /// Adds the sums of the next chunk.
-    fn add(&mut self, part: Part) {
+    /// Adds the sums of the next chunk (its shard of them).
+    fn add(&mut self, part: Shard) {
         self.ids.clear();
         for s in &part.strings.list {
             self.ids.push(self.strings.intern(s));
@@ -455,6 +508,35 @@ impl Rows {
     }
 }
 
+/// Whether `a` comes before `b` in the report (as [`Rows::finish`] ranks).
+fn before(a: &HostRow, b: &HostRow) -> bool {
+    fn rank(r: &HostRow) -> (bool, bool, &[u8], u64) {
+        (r.software_after_prohibition > 0, r.after_prohibition > 0, r.last_contact.as_bytes(), r.after_prohibition)
+    }
+    rank(b).cmp(&rank(a)).then_with(|| a.client.cmp(&b.client)).is_lt()
+}
+
+/// Merges lists ranked by [`before`] (of distinct clients) into one.
+fn merge_ranked(lists: Vec<Vec<HostRow>>) -> Vec<HostRow> {
+    let total = lists.iter().map(Vec::len).sum();
+    let mut heads: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::with_capacity(total);
+    loop {
+        let mut best: Option<(usize, &HostRow)> = None;
+        for (i, list) in heads.iter().enumerate() {
+            let Some(row) = list.as_slice().first() else { continue };
+            if best.is_none_or(|(_, b)| before(row, b)) {
+                best = Some((i, row));
+            }
+        }
+        let best = best.map(|(i, _)| i);
+        match best.and_then(|i| heads.get_mut(i)).and_then(Iterator::next) {
+            Some(row) => out.push(row),
+            None => return out,
+        }
+    }
+}
+
 /// One row per client of the contacts `filter` keeps.
 pub fn hosts(
     paths: &[PathBuf],
@@ -474,15 +556,47 @@ pub fn hosts_with(
     reading: Reading,
 ) -> Result<Hosts, ReviewError> {
     let hasher = DefaultHashBuilder::default();
+    // Each client's rows are merged (in file order) by the thread of its
+    // shard; the shards' ranked rows are merged at the end.
+    let shards = if reading.workers < 2 { 1 } else { reading.workers.min(MAX_SHARDS) };
     let add = |part: &mut Part, r: &Rec<'_>, ts: &str, _: &[u8]| {
         let Some(client) = r.client.filter(|_| filter.keep(r, ts)) else { return };
         let after = prohibition.is_some_and(|p| ts >= p);
         part.add(r, ts, client, hasher.hash_one(client), after, leases);
     };
-    let mut rows = Rows::new(hasher);
-    let input = scan(paths, reading, Part::default, add, |part| {
-        rows.add(part);
-        true
-    })?;
-    Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: rows.finish(), input })
+    let new = || Part::new(shards);
+    if shards == 1 {
+        let mut rows = Rows::new(hasher);
+        let input = scan(paths, reading, new, add, |part| {
+            part.shards.into_iter().for_each(|shard| rows.add(shard));
+            true
+        })?;
+        return Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: rows.finish(), input });
+    }
+    let (input, lists) = std::thread::scope(|scope| {
+        let (mut senders, mut mergers) = (Vec::with_capacity(shards), Vec::with_capacity(shards));
+        for _ in 0..shards {
+            let (tx, rx) = mpsc::sync_channel::<Shard>(MERGE_QUEUE);
+            let hasher = hasher.clone();
+            senders.push(tx);
+            mergers.push(scope.spawn(move || {
+                let mut rows = Rows::new(hasher);
+                for shard in rx {
+                    rows.add(shard);
+                }
+                rows.finish()
+            }));
+        }
+        let input = scan(paths, reading, new, add, |part| {
+            // A merger that panicked stops the reading; joining re-raises it.
+            part.shards.into_iter().zip(&senders).all(|(shard, tx)| tx.send(shard).is_ok())
+        });
+        drop(senders);
+        let lists: Vec<Vec<HostRow>> = mergers
+            .into_iter()
+            .map(|m| m.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect();
+        (input, lists)
+    });
+    Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: merge_ranked(lists), input: input? })
 }
