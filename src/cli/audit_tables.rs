@@ -100,7 +100,7 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<ExitCode> {
         "CLIENT", "MACHINE", "FIRST CONTACT", "LAST CONTACT", "CONTACTS", "AFTER", "CATEGORIES", "LAYERS"
     )?;
     for r in &h.rows {
-        let join = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",");
+        let join = |m: &hosts_review::Counts| m.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",");
         let machine = r
             .machines
             .iter()

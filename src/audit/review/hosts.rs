@@ -4,22 +4,29 @@
 //! most likely still run the vendor's software come first.
 //!
 //! Worker threads sum each chunk's contacts per client ([`Part`]), names in
-//! the order the chunk first shows them; the calling thread adds those
-//! sums to the rows in file order. A row keeps its texts as ids into one
-//! string table ([`Rows`]) and gets its `String`s once, at the end. Which
+//! the order the chunk first shows them, split by client into one
+//! [`Shard`] per merging thread; each merging thread adds its shards' sums
+//! to its rows in file order and ranks them, and the ranked lists are
+//! merged at the end (reading on one thread: one shard, merged by the
+//! calling thread). A row keeps its texts as ids into its merger's string
+//! table ([`Rows`]); the rows it returns share each text ([`Text`]) and
+//! hold their instants inline ([`Stamp`]). Which
 //! names a row keeps (the first 256; the rest under `(other)`) depends only
 //! on the order names first appear, so the rows are exactly those of
-//! counting line by line.
+//! //! counting line by line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Borrow;
+use std::fmt;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc;
 
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::leases::Leases;
 use super::rec::{Filter, Rec, millis};
@@ -46,20 +53,142 @@ const MERGE_QUEUE: usize = 4;
 #[derive(Clone, Debug, Serialize)]
 pub struct HostRow {
     pub client: IpAddr,
-    pub first_contact: String,
-    pub last_contact: String,
+    pub first_contact: Stamp,
+    pub last_contact: Stamp,
     pub contacts: u64,
     pub after_prohibition: u64,
     /// Contacts after the prohibition in software categories (not `web`).
     pub software_after_prohibition: u64,
     pub blocked: u64,
     pub monitored: u64,
-    pub categories: BTreeMap<String, u64>,
-    pub layers: BTreeMap<String, u64>,
-    pub top_names: Vec<(String, u64)>,
-    pub gateways: BTreeSet<String>,
+    pub categories: Counts,
+    pub layers: Counts,
+    pub top_names: Vec<(Text, u64)>,
+    /// Sorted, each once.
+    pub gateways: Vec<Text>,
     /// Machines that held the address at contact times (from `--leases`).
     pub machines: Vec<Machine>,
+}
+
+/// A text of the rows (category, layer, gateway, name): one allocation
+/// shared by every row that shows it. Reads, prints and serializes as its
+/// `str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(Arc<str>);
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(s.into())
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Attempts per text, sorted by text, each text once: what a
+/// `BTreeMap<String, u64>` holds, and serialized as one (a JSON object).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts(Vec<(Text, u64)>);
+
+impl Counts {
+    /// From pairs of distinct texts, in any order.
+    fn from_distinct(mut pairs: Vec<(Text, u64)>) -> Counts {
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Counts(pairs)
+    }
+
+    /// (text, attempts) in text order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Text, &u64)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn get(&self, key: &str) -> Option<u64> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().and_then(|i| self.0.get(i)).map(|e| e.1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+/// A canonical instant of a row (`2024-09-29T04:00:01.123Z`), held inline;
+/// reads, prints and serializes as its `str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(Ts);
+
+impl Stamp {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Deref for Stamp {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Stamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -78,6 +207,7 @@ pub struct Hosts {
 /// A contact's canonical `ts`: inline when 24 bytes (always, but for years
 /// past 9999), so a contact allocates nothing. Instants compare as bytes,
 /// which is how their text compares.
+#[derive(Clone)]
 enum Ts {
     Inline([u8; 24]),
     Heap(Box<str>),
@@ -104,6 +234,26 @@ impl Ts {
             Ts::Inline(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
             Ts::Heap(s) => s,
         }
+    }
+}
+
+impl PartialEq for Ts {
+    fn eq(&self, other: &Ts) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Ts {}
+
+impl PartialOrd for Ts {
+    fn partial_cmp(&self, other: &Ts) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ts {
+    fn cmp(&self, other: &Ts) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -160,10 +310,10 @@ impl Sums {
 /// What a text counted for a client is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
-    Category,
-    Layer,
-    Gateway,
-    Name,
+    Category = 0,
+    Layer = 1,
+    Gateway = 2,
+    Name = 3,
     /// A lease's hostname, with its MAC beside it.
     Machine,
 }
@@ -171,8 +321,8 @@ enum Kind {
 /// Distinct texts, each once, by id.
 #[derive(Default)]
 struct Strings {
-    list: Vec<Box<str>>,
-    index: HashMap<Box<str>, u32>,
+    list: Vec<Text>,
+    index: HashMap<Text, u32>,
 }
 
 impl Strings {
@@ -181,13 +331,19 @@ impl Strings {
             return i;
         }
         let i = self.list.len() as u32;
-        self.list.push(s.into());
-        self.index.insert(s.into(), i);
+        let text = Text::from(s);
+        self.list.push(text.clone());
+        self.index.insert(text, i);
         i
     }
 
     fn text(&self, id: u32) -> &str {
-        self.list.get(id as usize).map_or("", |s| s)
+        self.list.get(id as usize).map_or("", Text::as_str)
+    }
+
+    /// The shared text of `id` (empty for an unknown id, which no row has).
+    fn shared(&self, id: u32) -> Text {
+        self.list.get(id as usize).cloned().unwrap_or_else(|| Text::from(""))
     }
 }
 
@@ -385,40 +541,43 @@ impl Row {
 
     fn host_row(&self, strings: &Strings) -> HostRow {
         let text = |id: u32| strings.text(id).to_owned();
-        let (mut categories, mut layers) = (BTreeMap::new(), BTreeMap::new());
-        let (mut gateways, mut names) = (BTreeSet::new(), Vec::new());
+        let mut per_kind = [0usize; 4];
+        for c in &self.counts {
+            if let Some(k) = per_kind.get_mut(c.0 as usize) {
+                *k += 1;
+            }
+        }
+        let [categories, layers, gateways, names] = per_kind;
+        let (mut categories, mut layers) = (Vec::with_capacity(categories), Vec::with_capacity(layers));
+        let (mut gateways, mut names) = (Vec::with_capacity(gateways), Vec::with_capacity(names));
         for &(kind, id, n) in &self.counts {
             match kind {
-                Kind::Category => {
-                    categories.insert(text(id), n);
-                }
-                Kind::Layer => {
-                    layers.insert(text(id), n);
-                }
-                Kind::Gateway => {
-                    gateways.insert(text(id));
-                }
-                Kind::Name => names.push((strings.text(id), n)),
+                Kind::Category => categories.push((strings.shared(id), n)),
+                Kind::Layer => layers.push((strings.shared(id), n)),
+                Kind::Gateway => gateways.push(strings.shared(id)),
+                Kind::Name => names.push((strings.text(id), n, id)),
                 Kind::Machine => {}
             }
         }
+        // Texts are distinct, as their ids are.
+        gateways.sort_unstable();
         names.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let top_names = names.iter().take(TOP_NAMES).map(|&(name, n)| (name.to_owned(), n)).collect();
+        let top_names = names.iter().take(TOP_NAMES).map(|&(_, n, id)| (strings.shared(id), n)).collect();
         let mut machines: Vec<Machine> =
             self.machines.iter().map(|&(hostname, mac)| Machine { hostname: text(hostname), mac: text(mac) }).collect();
         machines.sort();
         let s = &self.sums;
         HostRow {
             client: self.client,
-            first_contact: self.span.first.as_str().to_owned(),
-            last_contact: self.span.last.as_str().to_owned(),
+            first_contact: Stamp(self.span.first.clone()),
+            last_contact: Stamp(self.span.last.clone()),
             contacts: s.contacts,
             after_prohibition: s.after,
             software_after_prohibition: s.software_after,
             blocked: s.blocked,
             monitored: s.monitored,
-            categories,
-            layers,
+            categories: Counts::from_distinct(categories),
+            layers: Counts::from_distinct(layers),
             top_names,
             gateways,
             machines,
@@ -511,7 +670,7 @@ impl Rows {
 /// Whether `a` comes before `b` in the report (as [`Rows::finish`] ranks).
 fn before(a: &HostRow, b: &HostRow) -> bool {
     fn rank(r: &HostRow) -> (bool, bool, &[u8], u64) {
-        (r.software_after_prohibition > 0, r.after_prohibition > 0, r.last_contact.as_bytes(), r.after_prohibition)
+        (r.software_after_prohibition > 0, r.after_prohibition > 0, r.last_contact.0.as_bytes(), r.after_prohibition)
     }
     rank(b).cmp(&rank(a)).then_with(|| a.client.cmp(&b.client)).is_lt()
 }
@@ -577,7 +736,6 @@ pub fn hosts_with(
         let (mut senders, mut mergers) = (Vec::with_capacity(shards), Vec::with_capacity(shards));
         for _ in 0..shards {
             let (tx, rx) = mpsc::sync_channel::<Shard>(MERGE_QUEUE);
-            let hasher = hasher.clone();
             senders.push(tx);
             mergers.push(scope.spawn(move || {
                 let mut rows = Rows::new(hasher);
@@ -592,10 +750,8 @@ pub fn hosts_with(
             part.shards.into_iter().zip(&senders).all(|(shard, tx)| tx.send(shard).is_ok())
         });
         drop(senders);
-        let lists: Vec<Vec<HostRow>> = mergers
-            .into_iter()
-            .map(|m| m.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect();
+        let lists: Vec<Vec<HostRow>> =
+            mergers.into_iter().map(|m| m.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect();
         (input, lists)
     });
     Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: merge_ranked(lists), input: input? })

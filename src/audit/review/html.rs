@@ -142,12 +142,10 @@ fn hosts_table(h: &mut String, hosts: &Hosts) {
         hosts.rows.len()
     );
     for r in &hosts.rows {
-        let join = |m: &std::collections::BTreeMap<String, u64>| {
-            m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-        };
+        let join = |m: &super::hosts::Counts| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
         let names = r.top_names.iter().map(|(n, c)| format!("{n} ({c})")).collect::<Vec<_>>().join(", ");
         let machines = r.machines.iter().map(|m| format!("{} {}", m.hostname, m.mac)).collect::<Vec<_>>().join(", ");
-        let gateways = r.gateways.iter().cloned().collect::<Vec<_>>().join(", ");
+        let gateways = r.gateways.join(", ");
         let _ = writeln!(
             h,
             "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
