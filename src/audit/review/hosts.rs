@@ -13,7 +13,7 @@
 //! hold their instants inline ([`Stamp`]). Which
 //! names a row keeps (the first 256; the rest under `(other)`) depends only
 //! on the order names first appear, so the rows are exactly those of
-//! //! counting line by line.
+//! counting line by line.
 
 use std::borrow::Borrow;
 use std::fmt;
