@@ -20,7 +20,7 @@ impl Now {
     }
 }
 
-/// Now, in Unix milliseconds. Read on every query: the clock and a
+/// Now, in Unix milliseconds. Read on the query path: the clock and a
 /// division, no calendar arithmetic (chrono's `Utc::now` does some).
 pub fn now_ms() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {

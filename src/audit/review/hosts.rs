@@ -532,11 +532,9 @@ impl Row {
         self.counts.iter().any(|c| c.0 == kind && c.1 == id)
     }
 
-    /// Software contacts after the prohibition first, then the most recent
-    /// last contact, then the most contacts after the prohibition.
-    fn rank(&self) -> (bool, bool, &[u8], u64) {
-        let s = &self.sums;
-        (s.software_after > 0, s.after > 0, self.span.last.as_bytes(), s.after)
+    /// See [`Rank`].
+    fn rank(&self) -> Rank<'_> {
+        rank(self.sums.software_after, self.sums.after, self.span.last.as_bytes())
     }
 
     fn host_row(&self, strings: &Strings) -> HostRow {
@@ -667,12 +665,23 @@ impl Rows {
     }
 }
 
+/// A row's place in the report, highest first: software contacts after
+/// the prohibition, then any contacts after it, then the most recent last
+/// contact, then the most contacts after the prohibition. One definition
+/// for [`Rows::finish`]'s sort and [`merge_ranked`], which must agree.
+type Rank<'a> = (bool, bool, &'a [u8], u64);
+
+fn rank(software_after: u64, after: u64, last: &[u8]) -> Rank<'_> {
+    (software_after > 0, after > 0, last, after)
+}
+
 /// Whether `a` comes before `b` in the report (as [`Rows::finish`] ranks).
 fn before(a: &HostRow, b: &HostRow) -> bool {
-    fn rank(r: &HostRow) -> (bool, bool, &[u8], u64) {
-        (r.software_after_prohibition > 0, r.after_prohibition > 0, r.last_contact.0.as_bytes(), r.after_prohibition)
-    }
-    rank(b).cmp(&rank(a)).then_with(|| a.client.cmp(&b.client)).is_lt()
+    let (ra, rb) = (
+        rank(a.software_after_prohibition, a.after_prohibition, a.last_contact.0.as_bytes()),
+        rank(b.software_after_prohibition, b.after_prohibition, b.last_contact.0.as_bytes()),
+    );
+    rb.cmp(&ra).then_with(|| a.client.cmp(&b.client)).is_lt()
 }
 
 /// Merges lists ranked by [`before`] (of distinct clients) into one.
