@@ -151,7 +151,7 @@ fn kill_9_under_heavy_logging_loses_only_the_tail_in_flight_and_the_chain_verifi
     let torn = report.problems.iter().filter(|p| matches!(p.kind, ::warden::audit::ProblemKind::TornTail { .. }));
     assert_eq!(report.problems.len(), torn.count(), "only a torn last line may be wrong: {report:?}");
     let logged: HashSet<String> =
-        read_complete_records(&w.audit).iter().filter_map(|r| r["name"].as_str().map(str::to_owned)).collect();
+        read_records(&w.audit).iter().filter_map(|r| r["name"].as_str().map(str::to_owned)).collect();
     // Lost: answered but not in the log. Records reach the file in the
     // order they were submitted, so what is lost must be the tail each client
     // had in flight (queued or buffered by the writer), never a record
@@ -194,13 +194,6 @@ fn kill_9_under_heavy_logging_loses_only_the_tail_in_flight_and_the_chain_verifi
     assert!(
         records.iter().any(|r| r["type"] == "start" && r["message"].as_str().is_some_and(|m| m.contains("continuing")))
     );
-}
-
-/// Complete lines of a log (a torn last line is left out).
-fn read_complete_records(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).expect("read audit log");
-    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-    complete.lines().map(|l| serde_json::from_str(l).expect("complete audit line parses")).collect()
 }
 
 /// A tmpfs mounted on a directory, unmounted (and the directory removed)

@@ -147,10 +147,16 @@ impl Drop for Warden {
     }
 }
 
-/// Every line of an audit log, parsed.
+/// Every complete line of an audit log, parsed. The daemon appends whole
+/// lines, but a reader racing a multi-page `write(2)` can see the first
+/// pages of it (the file grows page by page): bytes after the last newline
+/// are a write in flight, not a record. Whether the log is intact once the
+/// daemon stopped is `warden audit verify`'s question, not this helper's.
 pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(&[][..], |end| &bytes[..=end]);
+    std::str::from_utf8(complete)
+        .unwrap_or_else(|e| panic!("audit log {} is not UTF-8: {e}", path.display()))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("unparseable audit line {l:?}: {e}")))
         .collect()
