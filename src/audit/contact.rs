@@ -109,7 +109,7 @@ impl<'a> ContactFields<'a> {
     /// is written into `rule` (cleared first).
     pub fn of(policy: &'a Policy, verdict: &Verdict, name: Option<&str>, rule: &mut String) -> ContactFields<'a> {
         let mut fields = ContactFields::shape(policy, verdict);
-        fields.has_rule = write_rule(policy, verdict, name, rule);
+        fields.has_rule = write_rule(policy, verdict, name, false, rule);
         fields
     }
 
@@ -137,14 +137,16 @@ impl<'a> ContactFields<'a> {
 }
 
 /// Writes the label of the rule `verdict` matched for `name` into `rule`
-/// (cleared first); false when no rule matched.
-pub(super) fn write_rule(policy: &Policy, verdict: &Verdict, name: Option<&str>, rule: &mut String) -> bool {
+/// (cleared first); false when no rule matched. `own`: the verdict was
+/// taken for `name` itself (see [`Policy::own_rule_label_parts`]).
+pub(super) fn write_rule(policy: &Policy, verdict: &Verdict, name: Option<&str>, own: bool, rule: &mut String) -> bool {
     rule.clear();
     if verdict.matched.is_none() {
         return false;
     }
     let name = name.unwrap_or("");
-    match policy.rule_label_parts(verdict, name) {
+    let parts = if own { policy.own_rule_label_parts(verdict, name) } else { policy.rule_label_parts(verdict, name) };
+    match parts {
         Some(label) => label.write_to(rule),
         None => rule.push_str(&policy.rule_label_for(verdict, name).unwrap_or_default()),
     }

@@ -116,7 +116,9 @@ impl ContactEncoder {
             host.clone_into(&mut self.host);
         }
         let shape = self.shape(&contact.policy, &contact.verdict)?;
-        let has_rule = write_rule(&contact.policy, &contact.verdict, contact.name.as_deref(), &mut self.rule);
+        // No `message` (no CNAME): the verdict was taken for the name.
+        let own = contact.message.is_none();
+        let has_rule = write_rule(&contact.policy, &contact.verdict, contact.name.as_deref(), own, &mut self.rule);
         let shape = &self.shapes[shape];
 
         out.extend_from_slice(b"{\"ts\":\"");

@@ -309,14 +309,35 @@ impl Policy {
     /// normalised (see [`crate::matcher::normalize`]); `None` also when it
     /// is not.
     pub fn rule_label_parts<'a>(&'a self, verdict: &Verdict, name: &'a str) -> Option<RuleLabel<'a>> {
+        self.label_parts(verdict, name, TakenFor::Unknown)
+    }
+
+    /// [`Self::rule_label_parts`] for a `verdict` this policy took for
+    /// `name` itself: the suffix at the verdict's depth is then the entry
+    /// that matched, so it is not looked up in the lists again (the audit
+    /// writer labels every blocked contact; the lookup was a cache miss per
+    /// record). A verdict taken for another name (a CNAME target) must use
+    /// [`Self::rule_label_parts`].
+    pub fn own_rule_label_parts<'a>(&'a self, verdict: &Verdict, name: &'a str) -> Option<RuleLabel<'a>> {
+        let label = self.label_parts(verdict, name, TakenFor::Name);
+        debug_assert_eq!(
+            label.map(|l| l.to_string()),
+            self.rule_label_parts(verdict, name).map(|l| l.to_string()),
+            "a verdict labelled as taken for {name:?} was taken for another name"
+        );
+        label
+    }
+
+    fn label_parts<'a>(&'a self, verdict: &Verdict, name: &'a str, taken_for: TakenFor) -> Option<RuleLabel<'a>> {
         let (id, _) = verdict.matched?;
         let rule = self.rules.get(id.0 as usize)?;
         if rule.kind != RuleKind::Blocklist {
             return Some(self.label_of(id));
         }
         let normal = already_normal(name)?;
-        let entry = suffix_of(normal, usize::from(verdict.depth))
-            .filter(|e| self.lists.set.find_name(e).is_some_and(|list| u32::from(list) == rule.text));
+        let entry = suffix_of(normal, usize::from(verdict.depth)).filter(|e| {
+            taken_for == TakenFor::Name || self.lists.set.find_name(e).is_some_and(|list| u32::from(list) == rule.text)
+        });
         Some(match entry {
             // A suffix of an ASCII name: a char boundary.
             Some(entry) => {
@@ -358,6 +379,14 @@ impl Policy {
     pub fn table_bytes(&self) -> usize {
         self.names.heap_bytes() + self.rules.capacity() * std::mem::size_of::<Rule>() + self.lists.set.heap_bytes()
     }
+}
+
+/// Whether a verdict is known to have been taken for the name it is
+/// labelled with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TakenFor {
+    Name,
+    Unknown,
 }
 
 /// A rule as audit records name it, `kind:text`, borrowed from the policy

@@ -285,6 +285,12 @@ fn audit_label_names_the_matched_entry_or_else_the_list() {
     assert_eq!(p.rule_label_for(&v2, "pixel.tracker.example.org").as_deref(), Some("domain:tracker.example.org"));
     // Taken for another name (a CNAME target): the list is named instead.
     assert_eq!(p.rule_label_for(&v, "cdn.example.com").as_deref(), Some("blocklist:one.txt"));
+    // The writer's shortcut for a verdict taken for the name itself names
+    // the same entries without looking them up.
+    for (verdict, name) in [(&v, "x.ads.example.net"), (&v2, "pixel.tracker.example.org")] {
+        let own = p.own_rule_label_parts(verdict, name).map(|l| l.to_string());
+        assert_eq!(own, p.rule_label_for(verdict, name), "{name}");
+    }
     assert_eq!(p.rule_label_for(&p.decide(Subject::Name("example.org"), AFTER), "example.org"), None);
     let client = "192.0.2.1".parse().unwrap();
     let name = Some("X.ads.example.net.".to_owned());
