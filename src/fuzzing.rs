@@ -66,6 +66,44 @@ pub fn audit_log(data: &[u8]) {
     }
 }
 
+/// The reviews (`summary`, `hosts`, `timeline`) on arbitrary log bytes:
+/// each must read them without panicking, and reading them in tiny chunks
+/// on two threads (many chunk edges, clients split across shards) must give
+/// exactly what reading them on one thread gives, errors included.
+pub fn audit_review(data: &[u8]) {
+    use crate::audit::review::rec::Filter;
+    use crate::audit::review::timeline::Bucket;
+    use crate::audit::review::{Reading, hosts, summary, timeline};
+
+    // One file per fuzzing process (libFuzzer's jobs are processes).
+    let path = std::env::temp_dir().join(format!("warden-fuzz-review-{}.jsonl", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let files = [path.clone()];
+    let prohibition = Some("2024-09-29T04:00:00.000Z");
+    let filter = Filter::default();
+    let [one, many] = [Reading::sequential(), Reading { workers: 2, chunk: 64 }].map(|reading| {
+        [
+            as_json(summary::summarize_with(&files, prohibition, reading)),
+            as_json(hosts::hosts_with(&files, prohibition, &filter, None, reading)),
+            as_json(timeline::timeline_with(&files, Bucket::Hour, &filter, prohibition, reading)),
+        ]
+    });
+    let _ = std::fs::remove_file(&path);
+    for (review, (a, b)) in ["summary", "hosts", "timeline"].iter().zip(one.iter().zip(&many)) {
+        assert_eq!(a, b, "{review}: one thread and two threads in small chunks disagree");
+    }
+}
+
+/// A review's result as `--json` prints it, or its error.
+fn as_json<T: serde::Serialize>(result: Result<T, crate::audit::review::ReviewError>) -> String {
+    match result {
+        Ok(v) => serde_json::to_string(&v).unwrap_or_else(|e| format!("unserializable: {e}")),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -103,5 +141,10 @@ mod tests {
     #[test]
     fn audit_log_seeds_replay() {
         replay("audit_log", super::audit_log);
+    }
+
+    #[test]
+    fn audit_review_seeds_replay() {
+        replay("audit_review", super::audit_review);
     }
 }
