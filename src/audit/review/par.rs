@@ -66,54 +66,75 @@ pub(crate) fn run<T: Send>(
     let workers = reading.workers;
     thread::scope(|scope| {
         let (mut jobs, mut results) = (Vec::with_capacity(workers), Vec::with_capacity(workers));
+        let mut threads = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (job_tx, job_rx) = mpsc::channel::<Chunk>();
             let (result_tx, result_rx) = mpsc::channel::<(Chunk, T)>();
             let work = &work;
-            scope.spawn(move || {
+            threads.push(scope.spawn(move || {
                 for chunk in job_rx {
                     let result = work(&chunk);
                     if result_tx.send((chunk, result)).is_err() {
                         break;
                     }
                 }
-            });
+            }));
             jobs.push(job_tx);
             results.push(result_rx);
         }
-        // Chunk `i` goes to worker `i % workers`, whose results come back
-        // in the order it got them: reading results round-robin keeps the
-        // file order without sorting.
-        let (mut sent, mut done) = (0usize, 0usize);
-        let mut spare = vec![second, first];
-        let mut more = true;
-        loop {
-            while more && sent - done < IN_FLIGHT * workers {
-                // The first two chunks are read already.
-                let mut chunk = spare.pop().unwrap_or_default();
-                if sent >= 2 && !chunker.next_chunk(&mut chunk)? {
-                    more = false;
-                    break;
-                }
-                if jobs[sent % workers].send(chunk).is_err() {
-                    break;
-                }
-                sent += 1;
-            }
-            if done == sent {
-                return Ok(());
-            }
-            // A worker that panicked drops its sender; the scope re-raises
-            // the panic when it joins.
-            let Ok((chunk, result)) = results[done % workers].recv() else { return Ok(()) };
-            done += 1;
-            let go_on = fold(&chunk, result);
-            spare.push(chunk);
-            if !go_on {
-                return Ok(());
+        let read = feed(&mut chunker, [second, first], &jobs, &results, &mut fold);
+        // Hang up and join each worker (all its thread's state gone, not
+        // only its closure) before returning; one that panicked re-raises.
+        drop((jobs, results));
+        for thread in threads {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
             }
         }
+        read
     })
+}
+
+/// Hands chunks to the workers and their results to `fold`, in file order.
+/// Chunk `i` goes to worker `i % workers`, whose results come back in the
+/// order it got them: reading results round-robin keeps the file order
+/// without sorting.
+fn feed<T>(
+    chunker: &mut Chunker,
+    read: [Chunk; 2],
+    jobs: &[mpsc::Sender<Chunk>],
+    results: &[mpsc::Receiver<(Chunk, T)>],
+    fold: &mut impl FnMut(&Chunk, T) -> bool,
+) -> Result<(), ReviewError> {
+    let workers = jobs.len();
+    let (mut sent, mut done) = (0usize, 0usize);
+    let mut spare = Vec::from(read);
+    let mut more = true;
+    loop {
+        while more && sent - done < IN_FLIGHT * workers {
+            // The first two chunks are read already.
+            let mut chunk = spare.pop().unwrap_or_default();
+            if sent >= 2 && !chunker.next_chunk(&mut chunk)? {
+                more = false;
+                break;
+            }
+            if jobs[sent % workers].send(chunk).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        if done == sent {
+            return Ok(());
+        }
+        // A worker that panicked drops its sender; joining it re-raises.
+        let Ok((chunk, result)) = results[done % workers].recv() else { return Ok(()) };
+        done += 1;
+        let go_on = fold(&chunk, result);
+        spare.push(chunk);
+        if !go_on {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
