@@ -209,7 +209,9 @@ mod tests {
         let policy = Arc::new(crate::policy::builtin().unwrap());
         let now = policy.prohibition_start().unwrap() + 1_000;
         let client: IpAddr = "::ffff:192.168.1.20".parse().unwrap();
-        for name in ["S10.upd.kaspersky.com.", "example.org", "."] {
+        // The last name is longer than a contact holds inline.
+        let long = "A-label-longer-than-the-inline-room-of-a-contact.upd.kaspersky.com.";
+        for name in ["S10.upd.kaspersky.com.", "example.org", ".", long] {
             let verdict = policy.decide(Subject::Name(name), now);
             let event = Contact::new(Arc::clone(&policy), verdict, now, client, Layer::Dns).with_name(name);
             let record = contact_record(&policy, &verdict, now, client, Layer::Dns, Some(name.to_owned()));
