@@ -16,6 +16,7 @@
 //! counting line by line.
 
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -246,15 +247,32 @@ impl PartialEq for Ts {
 impl Eq for Ts {}
 
 impl PartialOrd for Ts {
-    fn partial_cmp(&self, other: &Ts) -> Option<std::cmp::Ordering> {
+    fn partial_cmp(&self, other: &Ts) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for Ts {
-    fn cmp(&self, other: &Ts) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
+    fn cmp(&self, other: &Ts) -> Ordering {
+        order(self.as_bytes(), other.as_bytes())
     }
+}
+
+/// How two instants' texts compare (as bytes, exactly), without a call to
+/// `memcmp` when both are 24 bytes long (every instant before year 10000):
+/// as three big-endian words, whose order is the bytes' order.
+fn order(a: &[u8], b: &[u8]) -> Ordering {
+    match (<&[u8; 24]>::try_from(a), <&[u8; 24]>::try_from(b)) {
+        (Ok(a), Ok(b)) => words(a).cmp(&words(b)),
+        _ => a.cmp(b),
+    }
+}
+
+/// 24 bytes as three big-endian words: they compare as the bytes do.
+fn words(b: &[u8; 24]) -> [u64; 3] {
+    let (w, _) = b.as_chunks::<8>();
+    let word = |i: usize| w.get(i).map_or(0, |w| u64::from_be_bytes(*w));
+    [word(0), word(1), word(2)]
 }
 
 /// The earliest and latest instant of some contacts.
@@ -269,19 +287,19 @@ impl Span {
     }
 
     fn widen(&mut self, ts: &str) {
-        if ts.as_bytes() < self.first.as_bytes() {
+        if order(ts.as_bytes(), self.first.as_bytes()).is_lt() {
             self.first = Ts::new(ts);
         }
-        if ts.as_bytes() > self.last.as_bytes() {
+        if order(ts.as_bytes(), self.last.as_bytes()).is_gt() {
             self.last = Ts::new(ts);
         }
     }
 
     fn join(&mut self, later: Span) {
-        if later.first.as_bytes() < self.first.as_bytes() {
+        if later.first < self.first {
             self.first = later.first;
         }
-        if later.last.as_bytes() > self.last.as_bytes() {
+        if later.last > self.last {
             self.last = later.last;
         }
     }
@@ -409,9 +427,27 @@ struct Shard {
     /// Entry of each (row, kind, text, MAC), for rows with more than
     /// [`WALK`] entries (shorter lists are walked).
     by_text: HashMap<(u32, Kind, u32, u32), u32>,
+    /// The text last counted of each kind but machines: the next record
+    /// mostly has the same, found without hashing.
+    recent: [Option<u32>; 4],
 }
 
 impl Shard {
+    /// The id of `text`, counted as `kind` (see [`Shard::recent`]).
+    fn intern(&mut self, kind: Kind, text: &str) -> u32 {
+        let recent = self.recent.get_mut(kind as usize);
+        if let Some(Some(id)) = recent.as_deref()
+            && self.strings.text(*id) == text
+        {
+            return *id;
+        }
+        let id = self.strings.intern(text);
+        if let Some(slot) = recent {
+            *slot = Some(id);
+        }
+        id
+    }
+
     fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, hash: u64, after: bool, leases: Option<&Leases>) {
         let Shard { rows, by_client, .. } = self;
         let row = match by_client.entry(hash, |&i| rows[i as usize].client == client, |&i| rows[i as usize].hash) {
@@ -452,7 +488,7 @@ impl Shard {
             (Kind::Gateway, &r.host),
             (Kind::Name, name),
         ] {
-            let id = self.strings.intern(text);
+            let id = self.intern(kind, text);
             self.count(row, kind, id, 0, n);
         }
         if let Some(m) = leases.and_then(|l| l.at(client, millis(ts).unwrap_or(0))) {
@@ -534,7 +570,7 @@ impl Row {
 
     /// See [`Rank`].
     fn rank(&self) -> Rank<'_> {
-        rank(self.sums.software_after, self.sums.after, self.span.last.as_bytes())
+        rank(self.sums.software_after, self.sums.after, &self.span.last)
     }
 
     fn host_row(&self, strings: &Strings) -> HostRow {
@@ -589,7 +625,9 @@ struct Rows {
     strings: Strings,
     other: u32,
     rows: Vec<Row>,
-    by_client: HashTable<(IpAddr, u32)>,
+    /// Index of each client's row in `rows` (4 bytes an entry, so that
+    /// the table of a quarter of a million clients stays in the cache).
+    by_client: HashTable<u32>,
     /// Scratch: the global id of each of a part's texts.
     ids: Vec<u32>,
 }
@@ -609,17 +647,24 @@ impl Rows {
         }
         let id = |local: u32| self.ids.get(local as usize).copied().unwrap_or(0);
         for p in part.rows {
-            let hasher = &self.hasher;
-            let row = match self.by_client.entry(p.hash, |e| e.0 == p.client, |e| hasher.hash_one(e.0)) {
+            let (hasher, rows) = (&self.hasher, &mut self.rows);
+            let found = self.by_client.entry(
+                p.hash,
+                |&i| rows.get(i as usize).is_some_and(|r| r.client == p.client),
+                |&i| rows.get(i as usize).map_or(0, |r| hasher.hash_one(r.client)),
+            );
+            let i = match found {
                 Entry::Occupied(e) => {
-                    let row = &mut self.rows[e.get().1 as usize];
-                    row.span.join(p.span);
-                    row.sums.add(&p.sums);
-                    row
+                    let i = *e.get() as usize;
+                    if let Some(row) = rows.get_mut(i) {
+                        row.span.join(p.span);
+                        row.sums.add(&p.sums);
+                    }
+                    i
                 }
                 Entry::Vacant(e) => {
-                    e.insert((p.client, self.rows.len() as u32));
-                    self.rows.push(Row {
+                    e.insert(rows.len() as u32);
+                    rows.push(Row {
                         client: p.client,
                         span: p.span,
                         sums: p.sums,
@@ -627,10 +672,10 @@ impl Rows {
                         counts: Vec::with_capacity(8),
                         machines: Vec::new(),
                     });
-                    let last = self.rows.len() - 1;
-                    &mut self.rows[last]
+                    rows.len() - 1
                 }
             };
+            let Some(row) = rows.get_mut(i) else { continue };
             let mut next = p.head;
             while let Some(e) = part.entries.get(next as usize) {
                 next = e.next;
@@ -658,10 +703,12 @@ impl Rows {
         }
     }
 
-    /// The rows, ranked.
-    fn finish(mut self) -> Vec<HostRow> {
-        self.rows.sort_unstable_by(|a, b| b.rank().cmp(&a.rank()).then_with(|| a.client.cmp(&b.client)));
-        self.rows.iter().map(|r| r.host_row(&self.strings)).collect()
+    /// The rows, ranked. Sorts their compact keys, not the rows.
+    fn finish(self) -> Vec<HostRow> {
+        let mut keys: Vec<(Rank<'_>, IpAddr, u32)> =
+            self.rows.iter().zip(0u32..).map(|(r, i)| (r.rank(), r.client, i)).collect();
+        keys.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        keys.iter().filter_map(|&(_, _, i)| self.rows.get(i as usize)).map(|r| r.host_row(&self.strings)).collect()
     }
 }
 
@@ -669,17 +716,64 @@ impl Rows {
 /// the prohibition, then any contacts after it, then the most recent last
 /// contact, then the most contacts after the prohibition. One definition
 /// for [`Rows::finish`]'s sort and [`merge_ranked`], which must agree.
-type Rank<'a> = (bool, bool, &'a [u8], u64);
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank<'a> {
+    software_after: bool,
+    after: bool,
+    last: Last<'a>,
+    after_count: u64,
+}
 
-fn rank(software_after: u64, after: u64, last: &[u8]) -> Rank<'_> {
-    (software_after > 0, after > 0, last, after)
+fn rank(software_after: u64, after: u64, last: &Ts) -> Rank<'_> {
+    Rank { software_after: software_after > 0, after: after > 0, last: Last::of(last), after_count: after }
+}
+
+/// The last contact in a [`Rank`]: ordered as its text, by [`words`] when
+/// it is 24 bytes long (the text is then not read, so sorting does not
+/// reach into the rows), else by the text itself.
+#[derive(Clone, Copy)]
+struct Last<'a> {
+    words: Option<[u64; 3]>,
+    text: &'a [u8],
+}
+
+impl Last<'_> {
+    fn of(ts: &Ts) -> Last<'_> {
+        match ts {
+            Ts::Inline(bytes) => Last { words: Some(words(bytes)), text: bytes },
+            Ts::Heap(s) => Last { words: None, text: s.as_bytes() },
+        }
+    }
+}
+
+impl PartialEq for Last<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Last<'_> {}
+
+impl PartialOrd for Last<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Last<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self.words, other.words) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => self.text.cmp(other.text),
+        }
+    }
 }
 
 /// Whether `a` comes before `b` in the report (as [`Rows::finish`] ranks).
 fn before(a: &HostRow, b: &HostRow) -> bool {
     let (ra, rb) = (
-        rank(a.software_after_prohibition, a.after_prohibition, a.last_contact.0.as_bytes()),
-        rank(b.software_after_prohibition, b.after_prohibition, b.last_contact.0.as_bytes()),
+        rank(a.software_after_prohibition, a.after_prohibition, &a.last_contact.0),
+        rank(b.software_after_prohibition, b.after_prohibition, &b.last_contact.0),
     );
     rb.cmp(&ra).then_with(|| a.client.cmp(&b.client)).is_lt()
 }
