@@ -8,9 +8,12 @@
 //! [`Shard`] per merging thread; each merging thread adds its shards' sums
 //! to its rows in file order and ranks them, and the ranked lists are
 //! merged at the end (reading on one thread: one shard, merged by the
-//! calling thread). A row keeps its texts as ids into its merger's string
-//! table ([`Rows`]); the rows it returns share each text ([`Text`]) and
-//! hold their instants inline ([`Stamp`]). Which
+//! calling thread). A merger finds a client's row through a table of row
+//! indices, and ranks by sorting compact keys ([`Rank`]), not the rows.
+//! A row keeps its texts as ids into its merger's string table ([`Rows`]);
+//! the rows it returns share each text ([`Text`]) and hold their instants
+//! inline ([`Stamp`]). Instants order as their text: 24-byte ones (every
+//! year before 10000) as three big-endian words, others byte by byte. Which
 //! names a row keeps (the first 256; the rest under `(other)`) depends only
 //! on the order names first appear, so the rows are exactly those of
 //! counting line by line.
@@ -399,8 +402,10 @@ struct Part {
 }
 
 impl Part {
-    fn new(shards: usize) -> Part {
-        Part { shards: (0..shards.max(1)).map(|_| Shard::default()).collect() }
+    /// With room for about `rows` clients per shard, so that a chunk's
+    /// tables do not grow step by step.
+    fn new(shards: usize, rows: usize) -> Part {
+        Part { shards: (0..shards.max(1)).map(|_| Shard::with_capacity(rows)).collect() }
     }
 
     fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, hash: u64, after: bool, leases: Option<&Leases>) {
@@ -433,6 +438,15 @@ struct Shard {
 }
 
 impl Shard {
+    fn with_capacity(rows: usize) -> Shard {
+        Shard {
+            rows: Vec::with_capacity(rows),
+            by_client: HashTable::with_capacity(rows),
+            entries: Vec::with_capacity(2 * rows),
+            ..Shard::default()
+        }
+    }
+
     /// The id of `text`, counted as `kind` (see [`Shard::recent`]).
     fn intern(&mut self, kind: Kind, text: &str) -> u32 {
         let recent = self.recent.get_mut(kind as usize);
@@ -581,22 +595,22 @@ impl Row {
                 *k += 1;
             }
         }
-        let [categories, layers, gateways, names] = per_kind;
+        let [categories, layers, gateways, _] = per_kind;
         let (mut categories, mut layers) = (Vec::with_capacity(categories), Vec::with_capacity(layers));
-        let (mut gateways, mut names) = (Vec::with_capacity(gateways), Vec::with_capacity(names));
+        let mut gateways = Vec::with_capacity(gateways);
+        let mut top = [None; TOP_NAMES];
         for &(kind, id, n) in &self.counts {
             match kind {
                 Kind::Category => categories.push((strings.shared(id), n)),
                 Kind::Layer => layers.push((strings.shared(id), n)),
                 Kind::Gateway => gateways.push(strings.shared(id)),
-                Kind::Name => names.push((strings.text(id), n, id)),
+                Kind::Name => keep_top(&mut top, (strings.text(id), n, id)),
                 Kind::Machine => {}
             }
         }
         // Texts are distinct, as their ids are.
         gateways.sort_unstable();
-        names.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let top_names = names.iter().take(TOP_NAMES).map(|&(_, n, id)| (strings.shared(id), n)).collect();
+        let top_names = top.iter().flatten().map(|&(_, n, id)| (strings.shared(id), n)).collect();
         let mut machines: Vec<Machine> =
             self.machines.iter().map(|&(hostname, mac)| Machine { hostname: text(hostname), mac: text(mac) }).collect();
         machines.sort();
@@ -615,6 +629,22 @@ impl Row {
             top_names,
             gateways,
             machines,
+        }
+    }
+}
+
+/// Puts `name` (text, attempts, id) among the [`TOP_NAMES`] names held in
+/// `top`, which stay ordered most attempts first, then by text (the texts
+/// are distinct).
+fn keep_top<'s>(top: &mut [Option<(&'s str, u64, u32)>; TOP_NAMES], mut name: (&'s str, u64, u32)) {
+    for slot in top.iter_mut() {
+        match slot {
+            Some(held) if held.1 > name.1 || (held.1 == name.1 && held.0 < name.0) => {}
+            Some(held) => name = std::mem::replace(held, name),
+            None => {
+                *slot = Some(name);
+                return;
+            }
         }
     }
 }
@@ -826,7 +856,9 @@ pub fn hosts_with(
         let after = prohibition.is_some_and(|p| ts >= p);
         part.add(r, ts, client, hasher.hash_one(client), after, leases);
     };
-    let new = || Part::new(shards);
+    // A chunk has about one line per 256 bytes.
+    let rows = (reading.chunk / 256 / shards).clamp(16, 4096);
+    let new = || Part::new(shards, rows);
     if shards == 1 {
         let mut rows = Rows::new(hasher);
         let input = scan(paths, reading, new, add, |part| {
@@ -858,4 +890,69 @@ pub fn hosts_with(
         (input, lists)
     });
     Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: merge_ranked(lists), input: input? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Instants of every shape a row can hold: canonical ones, years past
+    /// 9999 (`+10000-...`, 26 bytes) and before year 0, and 24-byte texts
+    /// the quick canonical check lets through with odd separators.
+    const STAMPS: &[&str] = &[
+        "2024-09-29T04:00:01.123Z",
+        "2024-09-29T04:00:01.124Z",
+        "2024-09-29T04:00:02.000Z",
+        "2024-09-30T00:00:00.000Z",
+        "2023-12-31T23:59:59.999Z",
+        "0000-01-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+        "+10000-01-01T01:59:59.155Z",
+        "+10000-01-01T01:59:59.156Z",
+        "+99999-12-31T23:59:59.999Z",
+        "-0001-12-31T23:59:59.999Z",
+        "2024-09x29T04:00:01.123Z",
+        "2024-09-29T04:00:01.12\u{e9}",
+        "2024-09-29T04:00:01.12Z",
+        "2024-09-29T04:00:01.1234Z",
+        "",
+    ];
+
+    #[test]
+    fn instants_order_as_their_text() {
+        for a in STAMPS {
+            for b in STAMPS {
+                let want = a.cmp(b);
+                assert_eq!(order(a.as_bytes(), b.as_bytes()), want, "{a} {b}");
+                let (ta, tb) = (Ts::new(a), Ts::new(b));
+                assert_eq!(ta.cmp(&tb), want, "{a} {b}");
+                assert_eq!(ta == tb, want.is_eq(), "{a} {b}");
+                assert_eq!(Last::of(&ta).cmp(&Last::of(&tb)), want, "{a} {b}");
+                assert_eq!(rank(1, 1, &ta).cmp(&rank(1, 1, &tb)), want, "{a} {b}");
+            }
+        }
+        let mut span = Span::new(STAMPS[0]);
+        for ts in STAMPS {
+            span.widen(ts);
+        }
+        let (min, max) = (STAMPS.iter().min().copied(), STAMPS.iter().max().copied());
+        assert_eq!((Some(span.first.as_str()), Some(span.last.as_str())), (min, max));
+    }
+
+    #[test]
+    fn top_names_are_those_of_a_full_sort() {
+        let names: Vec<(String, u64)> = (0..40u64).map(|i| (format!("n{}", (i * 7) % 40), (i * 13) % 5)).collect();
+        for len in 0..names.len() {
+            let some = &names[..len];
+            let mut top = [None; TOP_NAMES];
+            for (id, (text, n)) in some.iter().enumerate() {
+                keep_top(&mut top, (text, *n, id as u32));
+            }
+            let mut sorted: Vec<(&str, u64)> = some.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+            sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            sorted.truncate(TOP_NAMES);
+            let got: Vec<(&str, u64)> = top.iter().flatten().map(|&(t, n, _)| (t, n)).collect();
+            assert_eq!(got, sorted, "{len}");
+        }
+    }
 }

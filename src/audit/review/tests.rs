@@ -536,3 +536,54 @@ fn hosts_rows_are_those_of_a_plain_line_by_line_count() {
         }
     }
 }
+
+/// Instants past year 9999 (`+10000-...` once canonical) and instants in
+/// other forms, as first, last and `last_ts` contacts: the rows, and so
+/// their order (by last contact, as text), are those of counting line by
+/// line.
+#[test]
+fn hosts_rank_instants_past_9999_and_in_other_forms_as_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let stamps = [
+        "2024-09-29T04:00:01.123Z",
+        "9999-12-31T23:59:59.999Z",
+        "9999-12-31T23:59:59.999-02:00",
+        "9999-12-31T23:00:00-03:00",
+        "2024-09-29T00:00:01+02:00",
+        "2024-09-29T04:00:01.124Z",
+        "0001-01-01T00:00:00.000Z",
+        "9999-12-31T22:00:00.000-02:00",
+    ];
+    let lines: String = (0..400u64)
+        .map(|i| {
+            let ts = stamps[(i % 8) as usize];
+            let last = match i % 5 {
+                _ if i % 8 == 2 => String::new(),
+                0 => format!(r#","count":2,"last_ts":"{}""#, stamps[(i / 5 % 8) as usize]),
+                _ => String::new(),
+            };
+            // Two clients with only instants past 9999.
+            let client =
+                if i % 8 == 2 { format!("10.9.9.{}", i / 8 % 2) } else { format!("10.0.{}.{}", i % 3, i % 17) };
+            format!(
+                r#"{{"ts":"{ts}","seq":{i},"type":"contact","host":"gw1","client":"{client}","name":"n{}"{last}}}"#,
+                i % 4
+            ) + "\n"
+        })
+        .collect();
+    let path = dir.path().join("a.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    let files = [path];
+    for prohibition in [None, Some("2024-09-29T04:00:01.124Z"), Some("+10000-01-01T00:00:00.000Z")] {
+        let want = reference_hosts(&files, prohibition, &Filter::default(), None);
+        let rows = want.as_array().cloned().unwrap_or_default();
+        assert!(
+            rows.iter().filter(|r| r["last_contact"].as_str().is_some_and(|t| t.starts_with('+'))).count() == 2,
+            "{want}"
+        );
+        for reading in [Reading::sequential(), Reading { workers: 2, chunk: 500 }, Reading { workers: 3, chunk: 7 }] {
+            let got = hosts_with(&files, prohibition, &Filter::default(), None, reading).unwrap();
+            assert!(serde_json::to_value(&got.rows).unwrap() == want, "{reading:?} {prohibition:?}");
+        }
+    }
+}
