@@ -46,8 +46,15 @@ const NAMES: &[(&str, &str)] = &[
     ("www.kaspersky.com", "web"),
 ];
 
+/// Record `i` of a log: its client cycles through 262,144 addresses (a
+/// client's rows are far apart: the worst case for `hosts`).
 fn contact(i: u64, ts: DateTime<Utc>) -> Record {
-    let client = IpAddr::from([10, (i >> 16) as u8 & 3, (i >> 8) as u8, i as u8]);
+    contact_of(i, i & 0x3_ffff, ts)
+}
+
+/// Record `i`, from client number `client`.
+fn contact_of(i: u64, client: u64, ts: DateTime<Utc>) -> Record {
+    let client = IpAddr::from([10, (client >> 16) as u8 & 3, (client >> 8) as u8, client as u8]);
     let (name, category) = NAMES[(i % NAMES.len() as u64) as usize];
     Record::contact(ts, client, if i.is_multiple_of(7) { Layer::Sni } else { Layer::Dns })
         .with_name(name)
@@ -56,14 +63,20 @@ fn contact(i: u64, ts: DateTime<Utc>) -> Record {
         .with_policy("us-bis-kaspersky-2024", "sha256:50d858e0985ecc7f60418aaf0cc5ab587f42c2570a884095a9e8ccacd0f6545c")
 }
 
-/// Writes `n` chained contact records, one every 10 ms from 2024-09-28.
-fn generate(path: &Path, n: u64) {
+/// Writes `n` chained contact records, one every 10 ms from 2024-09-28,
+/// from `clients` clients (0: the 262,144 of [`contact`]), each seen
+/// throughout the log.
+fn generate(path: &Path, n: u64, clients: u64) {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
     let mut prev = GENESIS.to_owned();
     let t0: DateTime<Utc> = "2024-09-28T00:00:00Z".parse().expect("t0");
     for seq in 1..=n {
         let ts = t0 + chrono::Duration::milliseconds(seq as i64 * 10);
-        let line = encode(&contact(seq, ts), seq, &prev, "gw1").expect("encode");
+        let record = match clients {
+            0 => contact(seq, ts),
+            c => contact_of(seq, seq.wrapping_mul(7919) % c, ts),
+        };
+        let line = encode(&record, seq, &prev, "gw1").expect("encode");
         prev = check_line(&line).expect("check").hash;
         out.write_all(line.as_bytes()).expect("write");
     }
@@ -124,18 +137,23 @@ fn bench_write(c: &mut Criterion) {
     g.finish();
 }
 
+/// Clients of the second review log: a site's network rather than the
+/// 262,144 of the first.
+const FEW_CLIENTS: u64 = 1_000;
+
 fn bench_review(c: &mut Criterion) {
     let n = records_for_review();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("audit.jsonl");
+    let (path, few_path) = (dir.path().join("audit.jsonl"), dir.path().join("few-clients.jsonl"));
     let t = Instant::now();
-    generate(&path, n);
+    generate(&path, n, 0);
+    generate(&few_path, n, FEW_CLIENTS);
     eprintln!(
-        "generated {n} records ({} bytes) in {:.1?}",
+        "generated 2 x {n} records ({} bytes each) in {:.1?}",
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
         t.elapsed()
     );
-    let files = [path];
+    let (files, few) = ([path], [few_path]);
     let mut g = c.benchmark_group("audit_review");
     g.throughput(Throughput::Elements(n)).sample_size(10);
     let prohibition = Some("2024-09-29T04:00:00.000Z");
@@ -151,12 +169,15 @@ fn bench_review(c: &mut Criterion) {
     g.bench_function("hosts", |b| {
         b.iter(|| black_box(hosts::hosts(&files, prohibition, &filter, None).expect("hosts")))
     });
+    g.bench_function(format!("hosts_{FEW_CLIENTS}_clients"), |b| {
+        b.iter(|| black_box(hosts::hosts(&few, prohibition, &filter, None).expect("hosts")))
+    });
     g.bench_function("timeline", |b| {
         b.iter(|| black_box(timeline::timeline(&files, Bucket::Hour, &filter, prohibition).expect("timeline")))
     });
     g.finish();
     if measuring() {
-        cpu_per_record(&files, n);
+        cpu_per_record(&files, &few, n);
     }
 }
 
@@ -170,16 +191,17 @@ fn cpu_time() -> Option<Duration> {
 }
 
 /// Prints wall and CPU time per record of each review, best of three.
-fn cpu_per_record(files: &[std::path::PathBuf], n: u64) {
+fn cpu_per_record(files: &[std::path::PathBuf], few: &[std::path::PathBuf], n: u64) {
     let prohibition = Some("2024-09-29T04:00:00.000Z");
     let filter = Filter::default();
     let one = Reading::sequential();
-    let runs: [(&str, &dyn Fn()); 6] = [
+    let runs: [(&str, &dyn Fn()); 7] = [
         ("summary", &|| drop(black_box(summary::summarize(files, prohibition)))),
         ("verify", &|| drop(black_box(verify::verify(files, None)))),
         ("summary_one_thread", &|| drop(black_box(summary::summarize_with(files, prohibition, one)))),
         ("verify_one_thread", &|| drop(black_box(verify::verify_with(files, None, one)))),
         ("hosts", &|| drop(black_box(hosts::hosts(files, prohibition, &filter, None)))),
+        ("hosts_few_clients", &|| drop(black_box(hosts::hosts(few, prohibition, &filter, None)))),
         ("timeline", &|| drop(black_box(timeline::timeline(files, Bucket::Hour, &filter, prohibition)))),
     ];
     for (name, run) in runs {
