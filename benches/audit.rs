@@ -200,13 +200,14 @@ fn cpu_per_record(files: &[std::path::PathBuf], few: &[std::path::PathBuf], n: u
     let prohibition = Some("2024-09-29T04:00:00.000Z");
     let filter = Filter::default();
     let one = Reading::sequential();
+    let few_name = format!("hosts_{FEW_CLIENTS}_clients");
     let runs: [(&str, &dyn Fn()); 7] = [
         ("summary", &|| drop(black_box(summary::summarize(files, prohibition)))),
         ("verify", &|| drop(black_box(verify::verify(files, None)))),
         ("summary_one_thread", &|| drop(black_box(summary::summarize_with(files, prohibition, one)))),
         ("verify_one_thread", &|| drop(black_box(verify::verify_with(files, None, one)))),
         ("hosts", &|| drop(black_box(hosts::hosts(files, prohibition, &filter, None)))),
-        ("hosts_few_clients", &|| drop(black_box(hosts::hosts(few, prohibition, &filter, None)))),
+        (&few_name, &|| drop(black_box(hosts::hosts(few, prohibition, &filter, None)))),
         ("timeline", &|| drop(black_box(timeline::timeline(files, Bucket::Hour, &filter, prohibition)))),
     ];
     for (name, run) in runs {
