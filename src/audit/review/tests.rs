@@ -557,10 +557,10 @@ fn hosts_rank_instants_past_9999_and_in_other_forms_as_their_text() {
     let lines: String = (0..400u64)
         .map(|i| {
             let ts = stamps[(i % 8) as usize];
-            let last = match i % 5 {
-                _ if i % 8 == 2 => String::new(),
-                0 => format!(r#","count":2,"last_ts":"{}""#, stamps[(i / 5 % 8) as usize]),
-                _ => String::new(),
+            let last = if i % 5 == 0 && i % 8 != 2 {
+                format!(r#","count":2,"last_ts":"{}""#, stamps[(i / 5 % 8) as usize])
+            } else {
+                String::new()
             };
             // Two clients with only instants past 9999.
             let client =
