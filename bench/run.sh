@@ -8,12 +8,14 @@
 #   N=100000 DURATION=10 bench/run.sh        # N synthetic blocked domains
 #   SOAK=600 bench/run.sh                    # also: warden at 20k qps for 600 s, RSS every 10 s
 #   ONLY="limit warden" bench/run.sh         # a subset of the servers (quick iteration)
+#   (the row warden-tmpfs is warden with its audit log on tmpfs: what the
+#   log's disk writes and fdatasync cost on this machine)
 #   WARDEN=/path/to/warden bench/run.sh      # another warden build (A/B against main)
 set -euo pipefail
 N=${N:-100000}
 DURATION=${DURATION:-10}
 SOAK=${SOAK:-0}
-ONLY=${ONLY:-limit warden unbound dnsmasq}
+ONLY=${ONLY:-limit warden warden-tmpfs unbound dnsmasq}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespace)" >&2; exit 1; }
 
@@ -27,12 +29,14 @@ WARDEN=${WARDEN:-$ROOT/target/release/warden}
 ZERO=$ROOT/target/release/examples/zero_responder
 
 WORK=$(mktemp -d /tmp/warden-bench.XXXX)
+SHM=$(mktemp -d /dev/shm/warden-bench.XXXX)
 NS=wbench$$
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 0.3
     ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$SHM"
     [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -149,6 +153,8 @@ wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 wanted limit && run_one limit 5305 "$ZERO" 127.0.0.1:5305
 wanted warden && run_one warden 5304 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5304 --upstream 127.0.0.1:5300 \
     --blocklist "$WORK/blocklist.txt" --audit-log "$WORK/audit.jsonl" --allow-client 127.0.0.0/8
+wanted warden-tmpfs && run_one warden-tmpfs 5306 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5306 --upstream 127.0.0.1:5300 \
+    --blocklist "$WORK/blocklist.txt" --audit-log "$SHM/audit.jsonl" --allow-client 127.0.0.0/8
 wanted unbound && run_one unbound 5302 unbound -d -c "$WORK/unbound.conf"
 wanted dnsmasq && run_one dnsmasq 5303 dnsmasq -k -C "$WORK/dnsmasq-block.conf" --port=5303 --listen-address=127.0.0.1 --bind-interfaces \
     --no-resolv --no-hosts --server=127.0.0.1#5300 --cache-size=20000 --user=root
@@ -170,6 +176,10 @@ echo "warden QPS/CPU-s: $(ratio "$w" "$(field limit 5)")x limit, $(ratio "$w" "$
 echo "warden RSS: $(ratio "$(field warden 2)" "$(field dnsmasq 2)")x dnsmasq, load: $(ratio "$(field warden 1)" "$(field dnsmasq 1)")x dnsmasq"
 wl=$(field warden 6); ul=$(field unbound 6)
 echo "warden p50/p99: $(ratio "${wl% *}" "${ul% *}")x / $(ratio "${wl#* }" "${ul#* }")x unbound"
+if wanted warden-tmpfs; then
+    tl=$(field warden-tmpfs 6)
+    echo "warden, audit log on tmpfs: QPS/CPU-s $(ratio "$(field warden-tmpfs 5)" "$(field limit 5)")x limit, p50/p99 $(ratio "${tl% *}" "${ul% *}")x / $(ratio "${tl#* }" "${ul#* }")x unbound"
+fi
 
 if ((SOAK > 0)); then
     echo; echo "soak: warden at 20k qps for ${SOAK}s, RSS every 10 s (MiB):"
