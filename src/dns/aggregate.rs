@@ -136,12 +136,7 @@ impl Aggregator {
     ) -> Option<Arc<Contact>> {
         // A few at a time, so no single query pays for a whole second's
         // windows closing together; the handler's timer closes the rest.
-        for _ in 0..CLOSE_PER_SIGHTING {
-            if self.open.front().is_none_or(|o| o.closes > s.now) {
-                break;
-            }
-            self.close_oldest(closed);
-        }
+        self.close_due(s.now, CLOSE_PER_SIGHTING, closed);
         if self.window_ms == 0 {
             return Some(Arc::new(make()));
         }
@@ -178,11 +173,20 @@ impl Aggregator {
         Some(contact)
     }
 
-    /// Closes the windows that ended by `now`; their repeats go to `closed`.
-    pub fn close_due(&mut self, now: i64, closed: &mut Vec<Repeats>) {
-        while self.open.front().is_some_and(|o| o.closes <= now) {
+    /// Closes the windows that ended by `now`, at most `limit` of them;
+    /// their repeats go to `closed`. True if due windows remain.
+    pub fn close_due(&mut self, now: i64, limit: usize, closed: &mut Vec<Repeats>) -> bool {
+        for _ in 0..limit {
+            if !self.is_due(now) {
+                return false;
+            }
             self.close_oldest(closed);
         }
+        self.is_due(now)
+    }
+
+    fn is_due(&self, now: i64) -> bool {
+        self.open.front().is_some_and(|o| o.closes <= now)
     }
 
     /// Closes every window (shutdown).
@@ -260,9 +264,9 @@ mod tests {
             &mut closed
         ));
         assert!(closed.is_empty());
-        agg.close_due(now + 999, &mut closed);
+        agg.close_due(now + 999, usize::MAX, &mut closed);
         assert!(closed.is_empty());
-        agg.close_due(now + 1_000, &mut closed);
+        agg.close_due(now + 1_000, usize::MAX, &mut closed);
         assert_eq!(closed.len(), 1, "only the contact with repeats yields a record");
         let r = &closed[0];
         assert_eq!((r.count, r.first_ms, r.last_ms), (5, now + 100, now + 500));
@@ -271,6 +275,34 @@ mod tests {
         // After the window, the next sighting is a first one again.
         let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now + 1_200);
         assert!(sight(&mut agg, &policy, s, &mut closed));
+    }
+
+    #[test]
+    fn due_windows_close_a_slice_at_a_time_and_every_count_arrives() {
+        let (policy, verdict, now) = setup();
+        let mut agg = Aggregator::new(1_000);
+        let mut closed = Vec::new();
+        let names: Vec<String> = (0..5).map(|i| format!("h{i}.kaspersky.com")).collect();
+        for name in &names {
+            assert!(sight(&mut agg, &policy, sighting(&verdict, "10.0.0.1", name, now), &mut closed));
+            assert!(!sight(&mut agg, &policy, sighting(&verdict, "10.0.0.1", name, now + 1), &mut closed));
+        }
+        // Not due yet: nothing closes, nothing more to do.
+        assert!(!agg.close_due(now + 999, 2, &mut closed));
+        // Five due: two, two, then the last one with nothing left.
+        let mut slices = Vec::new();
+        loop {
+            let more = agg.close_due(now + 1_000, 2, &mut closed);
+            slices.push((closed.len(), more));
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(slices, [(2, true), (4, true), (5, false)]);
+        assert!(agg.is_empty());
+        let got: Vec<_> = closed.iter().map(|r| (r.contact.name.as_deref(), r.count)).collect();
+        let want: Vec<_> = names.iter().map(|n| (Some(n.as_str()), 1)).collect();
+        assert_eq!(got, want, "oldest first, each window's repeat counted");
     }
 
     #[test]
