@@ -8,8 +8,10 @@
 //! [`Shard`] per merging thread; each merging thread adds its shards' sums
 //! to its rows in file order and ranks them, and the ranked lists are
 //! merged at the end (reading on one thread: one shard, merged by the
-//! calling thread). A merger finds a client's row through a table of row
-//! indices, and ranks by sorting compact keys ([`Rank`]), not the rows.
+//! calling thread); merged shards go back, emptied, to be filled again
+//! ([`Spare`]). A merger finds a client's row through a table of row
+//! indices, and ranks by sorting compact keys ([`Rank`]), not the rows;
+//! building a reported row takes the row's counts.
 //! A row keeps its texts as ids into its merger's string table ([`Rows`]);
 //! the rows it returns share each text ([`Text`]) and hold their instants
 //! inline ([`Stamp`]). Instants order as their text: 24-byte ones (every
@@ -26,7 +28,7 @@ use std::net::IpAddr;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
@@ -53,6 +55,8 @@ const WALK: usize = 8;
 const MAX_SHARDS: usize = 8;
 /// Shards queued per merging thread.
 const MERGE_QUEUE: usize = 4;
+/// Merged shards kept for reuse per merging thread (see [`Spare`]).
+const SPARE_PER_MERGER: usize = 2 * MERGE_QUEUE;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct HostRow {
@@ -362,6 +366,11 @@ impl Strings {
         self.list.get(id as usize).map_or("", Text::as_str)
     }
 
+    fn clear(&mut self) {
+        self.list.clear();
+        self.index.clear();
+    }
+
     /// The shared text of `id` (empty for an unknown id, which no row has).
     fn shared(&self, id: u32) -> Text {
         self.list.get(id as usize).cloned().unwrap_or_else(|| Text::from(""))
@@ -402,16 +411,51 @@ struct Part {
 }
 
 impl Part {
-    /// With room for about `rows` clients per shard, so that a chunk's
-    /// tables do not grow step by step.
-    fn new(shards: usize, rows: usize) -> Part {
-        Part { shards: (0..shards.max(1)).map(|_| Shard::with_capacity(rows)).collect() }
-    }
-
     fn add(&mut self, r: &Rec<'_>, ts: &str, client: IpAddr, hash: u64, after: bool, leases: Option<&Leases>) {
         let n = self.shards.len();
         if let Some(shard) = self.shards.get_mut(shard_of(hash, n)) {
             shard.add(r, ts, client, hash, after, leases);
+        }
+    }
+}
+
+/// Merged shards, emptied, for the next chunks: a chunk's tables are
+/// reused rather than allocated on a reading thread and freed on a merging
+/// one (which cost page faults and allocator locks on every chunk). Holds
+/// at most `room` shards.
+struct Spare {
+    shards: Mutex<Vec<Shard>>,
+    room: usize,
+}
+
+impl Spare {
+    fn new(room: usize) -> Spare {
+        Spare { shards: Mutex::new(Vec::new()), room }
+    }
+
+    /// A part of `shards` empty shards, spare ones first, new ones with
+    /// room for about `rows` clients each (so that a chunk's tables do not
+    /// grow step by step).
+    fn part(&self, shards: usize, rows: usize) -> Part {
+        let shards = shards.max(1);
+        let mut part = match self.shards.lock() {
+            Ok(mut spare) => {
+                let keep = spare.len().saturating_sub(shards);
+                spare.split_off(keep)
+            }
+            Err(_) => Vec::new(),
+        };
+        part.resize_with(shards, || Shard::with_capacity(rows));
+        Part { shards: part }
+    }
+
+    /// Keeps `shard`, emptied, if there is room.
+    fn put(&self, mut shard: Shard) {
+        shard.clear();
+        if let Ok(mut spare) = self.shards.lock()
+            && spare.len() < self.room
+        {
+            spare.push(shard);
         }
     }
 }
@@ -445,6 +489,16 @@ impl Shard {
             entries: Vec::with_capacity(2 * rows),
             ..Shard::default()
         }
+    }
+
+    /// Empties the shard, keeping the room of its tables.
+    fn clear(&mut self) {
+        self.strings.clear();
+        self.rows.clear();
+        self.by_client.clear();
+        self.entries.clear();
+        self.by_text.clear();
+        self.recent = [None; 4];
     }
 
     /// The id of `text`, counted as `kind` (see [`Shard::recent`]).
@@ -587,10 +641,14 @@ impl Row {
         rank(self.sums.software_after, self.sums.after, &self.span.last)
     }
 
-    fn host_row(&self, strings: &Strings) -> HostRow {
+    /// The row as reported. Takes its counts and machines (what the
+    /// reported row is built from, freed on the way so that the next rows'
+    /// allocations reuse their memory).
+    fn host_row(&mut self, strings: &Strings) -> HostRow {
         let text = |id: u32| strings.text(id).to_owned();
+        let (counts, machines) = (std::mem::take(&mut self.counts), std::mem::take(&mut self.machines));
         let mut per_kind = [0usize; 4];
-        for c in &self.counts {
+        for c in &counts {
             if let Some(k) = per_kind.get_mut(c.0 as usize) {
                 *k += 1;
             }
@@ -599,7 +657,7 @@ impl Row {
         let (mut categories, mut layers) = (Vec::with_capacity(categories), Vec::with_capacity(layers));
         let mut gateways = Vec::with_capacity(gateways);
         let mut top = [None; TOP_NAMES];
-        for &(kind, id, n) in &self.counts {
+        for &(kind, id, n) in &counts {
             match kind {
                 Kind::Category => categories.push((strings.shared(id), n)),
                 Kind::Layer => layers.push((strings.shared(id), n)),
@@ -612,7 +670,7 @@ impl Row {
         gateways.sort_unstable();
         let top_names = top.iter().flatten().map(|&(_, n, id)| (strings.shared(id), n)).collect();
         let mut machines: Vec<Machine> =
-            self.machines.iter().map(|&(hostname, mac)| Machine { hostname: text(hostname), mac: text(mac) }).collect();
+            machines.iter().map(|&(hostname, mac)| Machine { hostname: text(hostname), mac: text(mac) }).collect();
         machines.sort();
         let s = &self.sums;
         HostRow {
@@ -669,14 +727,15 @@ impl Rows {
         Rows { hasher, strings, other, rows: Vec::new(), by_client: HashTable::new(), ids: Vec::new() }
     }
 
-    /// Adds the sums of the next chunk (its shard of them).
-    fn add(&mut self, part: Shard) {
+    /// Adds the sums of the next chunk (its shard of them), taking its
+    /// rows out.
+    fn add(&mut self, part: &mut Shard) {
         self.ids.clear();
         for s in &part.strings.list {
             self.ids.push(self.strings.intern(s));
         }
         let id = |local: u32| self.ids.get(local as usize).copied().unwrap_or(0);
-        for p in part.rows {
+        for p in part.rows.drain(..) {
             let (hasher, rows) = (&self.hasher, &mut self.rows);
             let found = self.by_client.entry(
                 p.hash,
@@ -734,11 +793,20 @@ impl Rows {
     }
 
     /// The rows, ranked. Sorts their compact keys, not the rows.
-    fn finish(self) -> Vec<HostRow> {
-        let mut keys: Vec<(Rank<'_>, IpAddr, u32)> =
-            self.rows.iter().zip(0u32..).map(|(r, i)| (r.rank(), r.client, i)).collect();
-        keys.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        keys.iter().filter_map(|&(_, _, i)| self.rows.get(i as usize)).map(|r| r.host_row(&self.strings)).collect()
+    fn finish(mut self) -> Vec<HostRow> {
+        let order: Vec<u32> = {
+            let mut keys: Vec<(Rank<'_>, IpAddr, u32)> =
+                self.rows.iter().zip(0u32..).map(|(r, i)| (r.rank(), r.client, i)).collect();
+            keys.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            keys.iter().map(|k| k.2).collect()
+        };
+        let mut out = Vec::with_capacity(order.len());
+        for i in order {
+            if let Some(row) = self.rows.get_mut(i as usize) {
+                out.push(row.host_row(&self.strings));
+            }
+        }
+        out
     }
 }
 
@@ -858,11 +926,15 @@ pub fn hosts_with(
     };
     // A chunk has about one line per 256 bytes.
     let rows = (reading.chunk / 256 / shards).clamp(16, 4096);
-    let new = || Part::new(shards, rows);
+    let spare = &Spare::new(SPARE_PER_MERGER * shards);
+    let new = || spare.part(shards, rows);
     if shards == 1 {
         let mut rows = Rows::new(hasher);
         let input = scan(paths, reading, new, add, |part| {
-            part.shards.into_iter().for_each(|shard| rows.add(shard));
+            for mut shard in part.shards {
+                rows.add(&mut shard);
+                spare.put(shard);
+            }
             true
         })?;
         return Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: rows.finish(), input });
@@ -874,8 +946,9 @@ pub fn hosts_with(
             senders.push(tx);
             mergers.push(scope.spawn(move || {
                 let mut rows = Rows::new(hasher);
-                for shard in rx {
-                    rows.add(shard);
+                for mut shard in rx {
+                    rows.add(&mut shard);
+                    spare.put(shard);
                 }
                 rows.finish()
             }));
