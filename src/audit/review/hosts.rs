@@ -9,9 +9,10 @@
 //! to its rows in file order and ranks them, and the ranked lists are
 //! merged at the end (reading on one thread: one shard, merged by the
 //! calling thread); merged shards go back, emptied, to be filled again
-//! ([`Spare`]). A merger finds a client's row through a table of row
-//! indices, and ranks by sorting compact keys ([`Rank`]), not the rows;
-//! building a reported row takes the row's counts.
+//! ([`Spare`]). A merger finds a client's row through its [`Index`] (row
+//! numbers by client hash: one slot read per lookup), and ranks by sorting
+//! compact keys ([`Rank`]), not the rows; building a reported row takes
+//! the row's counts.
 //! A row keeps its texts as ids into its merger's string table ([`Rows`]);
 //! the rows it returns share each text ([`Text`]) and hold their instants
 //! inline ([`Stamp`]). Instants order as their text: 24-byte ones (every
@@ -707,24 +708,83 @@ fn keep_top<'s>(top: &mut [Option<(&'s str, u64, u32)>; TOP_NAMES], mut name: (&
     }
 }
 
+/// Row numbers by client hash: open addressing with linear probing over
+/// 8-byte slots, each a row number and the low half of its client's hash.
+/// A lookup reads one slot (mostly one cache line) before the row itself,
+/// where a [`HashTable`] reads its control bytes, then its slot: with
+/// hundreds of thousands of clients, each is a cache miss. Growing moves
+/// the slots by their hash half, without reading a row. At most half full.
+struct Index {
+    /// A power of two of them; [`Index::EMPTY`] or `hash half << 32 | row`.
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl Index {
+    const EMPTY: u64 = u64::MAX;
+
+    fn new() -> Index {
+        Index { slots: vec![Index::EMPTY; 16], len: 0 }
+    }
+
+    /// The row of the client of `hash` that `is` (given a row number)
+    /// recognizes: `Ok(row)`, or `Err(slot)` to [`Index::insert`] it at.
+    fn find(&self, hash: u64, is: impl Fn(u32) -> bool) -> Result<u32, usize> {
+        let half = hash as u32;
+        let mask = self.slots.len() - 1;
+        let mut at = half as usize & mask;
+        loop {
+            match self.slots.get(at) {
+                Some(&slot) if slot != Index::EMPTY => {
+                    if (slot >> 32) as u32 == half && is(slot as u32) {
+                        return Ok(slot as u32);
+                    }
+                }
+                _ => return Err(at),
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Puts `row` (of `hash`) at `at`, the empty slot [`Index::find`] gave.
+    fn insert(&mut self, at: usize, hash: u64, row: u32) {
+        if let Some(slot) = self.slots.get_mut(at) {
+            *slot = (hash & 0xffff_ffff) << 32 | u64::from(row);
+            self.len += 1;
+        }
+        if 2 * self.len > self.slots.len() {
+            let grown = vec![Index::EMPTY; 2 * self.slots.len()];
+            let old = std::mem::replace(&mut self.slots, grown);
+            let mask = self.slots.len() - 1;
+            for slot in old.into_iter().filter(|&s| s != Index::EMPTY) {
+                let mut at = (slot >> 32) as usize & mask;
+                while self.slots.get(at).is_some_and(|&s| s != Index::EMPTY) {
+                    at = (at + 1) & mask;
+                }
+                if let Some(free) = self.slots.get_mut(at) {
+                    *free = slot;
+                }
+            }
+        }
+    }
+}
+
 /// The rows, filled from the chunks' [`Part`]s in file order.
 struct Rows {
-    hasher: DefaultHashBuilder,
     strings: Strings,
     other: u32,
     rows: Vec<Row>,
-    /// Index of each client's row in `rows` (4 bytes an entry, so that
-    /// the table of a quarter of a million clients stays in the cache).
-    by_client: HashTable<u32>,
+    /// The row of each client in `rows`.
+    by_client: Index,
     /// Scratch: the global id of each of a part's texts.
     ids: Vec<u32>,
 }
 
 impl Rows {
-    fn new(hasher: DefaultHashBuilder) -> Rows {
+    fn new() -> Rows {
         let mut strings = Strings::default();
         let other = strings.intern(OTHER);
-        Rows { hasher, strings, other, rows: Vec::new(), by_client: HashTable::new(), ids: Vec::new() }
+        Rows { strings, other, rows: Vec::new(), by_client: Index::new(), ids: Vec::new() }
     }
 
     /// Adds the sums of the next chunk (its shard of them), taking its
@@ -736,23 +796,19 @@ impl Rows {
         }
         let id = |local: u32| self.ids.get(local as usize).copied().unwrap_or(0);
         for p in part.rows.drain(..) {
-            let (hasher, rows) = (&self.hasher, &mut self.rows);
-            let found = self.by_client.entry(
-                p.hash,
-                |&i| rows.get(i as usize).is_some_and(|r| r.client == p.client),
-                |&i| rows.get(i as usize).map_or(0, |r| hasher.hash_one(r.client)),
-            );
+            let rows = &mut self.rows;
+            let found = self.by_client.find(p.hash, |i| rows.get(i as usize).is_some_and(|r| r.client == p.client));
             let i = match found {
-                Entry::Occupied(e) => {
-                    let i = *e.get() as usize;
+                Ok(i) => {
+                    let i = i as usize;
                     if let Some(row) = rows.get_mut(i) {
                         row.span.join(p.span);
                         row.sums.add(&p.sums);
                     }
                     i
                 }
-                Entry::Vacant(e) => {
-                    e.insert(rows.len() as u32);
+                Err(at) => {
+                    self.by_client.insert(at, p.hash, rows.len() as u32);
                     rows.push(Row {
                         client: p.client,
                         span: p.span,
@@ -929,7 +985,7 @@ pub fn hosts_with(
     let spare = &Spare::new(SPARE_PER_MERGER * shards);
     let new = || spare.part(shards, rows);
     if shards == 1 {
-        let mut rows = Rows::new(hasher);
+        let mut rows = Rows::new();
         let input = scan(paths, reading, new, add, |part| {
             for mut shard in part.shards {
                 rows.add(&mut shard);
@@ -945,7 +1001,7 @@ pub fn hosts_with(
             let (tx, rx) = mpsc::sync_channel::<Shard>(MERGE_QUEUE);
             senders.push(tx);
             mergers.push(scope.spawn(move || {
-                let mut rows = Rows::new(hasher);
+                let mut rows = Rows::new();
                 for mut shard in rx {
                     rows.add(&mut shard);
                     spare.put(shard);
@@ -1010,6 +1066,31 @@ mod tests {
         }
         let (min, max) = (STAMPS.iter().min().copied(), STAMPS.iter().max().copied());
         assert_eq!((Some(span.first.as_str()), Some(span.last.as_str())), (min, max));
+    }
+
+    #[test]
+    fn index_finds_each_row_through_colliding_hashes() {
+        // Hashes of equal low halves (the same first slot), equal hashes
+        // and spread ones; rows are told apart by number, as by client.
+        let hashes: Vec<u64> = (0..3000u64)
+            .map(|i| match i % 3 {
+                0 => i << 32 | 7,
+                1 => i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                _ => 42,
+            })
+            .collect();
+        let mut index = Index::new();
+        for (row, &hash) in (0u32..).zip(&hashes) {
+            let at = index.find(hash, |r| r == row).expect_err("not there yet");
+            index.insert(at, hash, row);
+            assert_eq!(index.find(hash, |r| r == row), Ok(row));
+            assert!(2 * index.len <= index.slots.len());
+        }
+        for (row, &hash) in (0u32..).zip(&hashes) {
+            assert_eq!(index.find(hash, |r| r == row), Ok(row));
+        }
+        assert_eq!(index.len, hashes.len());
+        assert!(index.find(7, |_| false).is_err());
     }
 
     #[test]
