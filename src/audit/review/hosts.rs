@@ -10,9 +10,9 @@
 //! merged at the end (reading on one thread: one shard, merged by the
 //! calling thread); merged shards go back, emptied, to be filled again
 //! ([`Spare`]). A merger finds a client's row through its [`Index`] (row
-//! numbers by client hash: one slot read per lookup), and ranks by sorting
-//! compact keys ([`Rank`]), not the rows; building a reported row takes
-//! the row's counts.
+//! numbers by client hash: one slot read per lookup), all of a shard's
+//! clients before any of their sums, and ranks by sorting compact keys
+//! ([`Rank`]), not the rows; building a reported row takes the row's counts.
 //! A row keeps its texts as ids into its merger's string table ([`Rows`]);
 //! the rows it returns share each text ([`Text`]) and hold their instants
 //! inline ([`Stamp`]). Instants order as their text: 24-byte ones (every
@@ -284,6 +284,7 @@ fn words(b: &[u8; 24]) -> [u64; 3] {
 }
 
 /// The earliest and latest instant of some contacts.
+#[derive(Clone)]
 struct Span {
     first: Ts,
     last: Ts,
@@ -778,13 +779,15 @@ struct Rows {
     by_client: Index,
     /// Scratch: the global id of each of a part's texts.
     ids: Vec<u32>,
+    /// Scratch: the row of each of a part's rows.
+    found: Vec<u32>,
 }
 
 impl Rows {
     fn new() -> Rows {
         let mut strings = Strings::default();
         let other = strings.intern(OTHER);
-        Rows { strings, other, rows: Vec::new(), by_client: Index::new(), ids: Vec::new() }
+        Rows { strings, other, rows: Vec::new(), by_client: Index::new(), ids: Vec::new(), found: Vec::new() }
     }
 
     /// Adds the sums of the next chunk (its shard of them), taking its
@@ -794,33 +797,34 @@ impl Rows {
         for s in &part.strings.list {
             self.ids.push(self.strings.intern(s));
         }
-        let id = |local: u32| self.ids.get(local as usize).copied().unwrap_or(0);
-        for p in part.rows.drain(..) {
+        // First the row of every client (new ones made), then the sums:
+        // lookups with little work between them overlap their cache misses.
+        self.found.clear();
+        for p in &part.rows {
             let rows = &mut self.rows;
-            let found = self.by_client.find(p.hash, |i| rows.get(i as usize).is_some_and(|r| r.client == p.client));
-            let i = match found {
-                Ok(i) => {
-                    let i = i as usize;
-                    if let Some(row) = rows.get_mut(i) {
-                        row.span.join(p.span);
-                        row.sums.add(&p.sums);
-                    }
-                    i
-                }
+            match self.by_client.find(p.hash, |i| rows.get(i as usize).is_some_and(|r| r.client == p.client)) {
+                Ok(i) => self.found.push(i),
                 Err(at) => {
-                    self.by_client.insert(at, p.hash, rows.len() as u32);
+                    let i = rows.len() as u32;
+                    self.by_client.insert(at, p.hash, i);
+                    // Made with the part's span; its sums are added below.
                     rows.push(Row {
                         client: p.client,
-                        span: p.span,
-                        sums: p.sums,
+                        span: p.span.clone(),
+                        sums: Sums::default(),
                         names: 0,
                         counts: Vec::with_capacity(8),
                         machines: Vec::new(),
                     });
-                    rows.len() - 1
+                    self.found.push(i);
                 }
-            };
-            let Some(row) = rows.get_mut(i) else { continue };
+            }
+        }
+        let id = |local: u32| self.ids.get(local as usize).copied().unwrap_or(0);
+        for (p, &i) in part.rows.drain(..).zip(&self.found) {
+            let Some(row) = self.rows.get_mut(i as usize) else { continue };
+            row.span.join(p.span);
+            row.sums.add(&p.sums);
             let mut next = p.head;
             while let Some(e) = part.entries.get(next as usize) {
                 next = e.next;
