@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
+use super::chain::Prepared;
 use super::contact::{Contact, Repeats};
 use super::record::Record;
 
@@ -13,7 +14,8 @@ use super::record::Record;
 /// of the channel (which `sync_channel` allocates up front) stays small.
 #[derive(Debug)]
 pub(crate) enum Entry {
-    Record(Box<Record>),
+    /// A [`Record`], encoded by the producer but for its chain fields.
+    Record(Box<Prepared>),
     /// A contact's first sighting (shared with the DNS layer's repeat counter).
     Contact(Arc<Contact>),
     Repeats(Box<Repeats>),
@@ -38,27 +40,40 @@ pub struct AuditStats {
 pub struct AuditHandle {
     /// `None` for a disabled handle.
     tx: Option<SyncSender<Entry>>,
+    /// The writer's gateway name, for records without `host`.
+    host: Arc<str>,
     stats: Arc<AuditStats>,
     warn: Arc<RateLimit>,
 }
 
 impl AuditHandle {
-    pub(crate) fn new(tx: SyncSender<Entry>, stats: Arc<AuditStats>) -> AuditHandle {
-        AuditHandle { tx: Some(tx), stats, warn: Arc::new(RateLimit::new()) }
+    pub(crate) fn new(tx: SyncSender<Entry>, host: &str, stats: Arc<AuditStats>) -> AuditHandle {
+        AuditHandle { tx: Some(tx), host: host.into(), stats, warn: Arc::new(RateLimit::new()) }
     }
 
     /// A handle that discards every record, counting only `submitted`. For
     /// tests and for running without an audit log.
     pub fn disabled() -> AuditHandle {
-        AuditHandle { tx: None, stats: Arc::default(), warn: Arc::new(RateLimit::new()) }
+        AuditHandle { tx: None, host: "".into(), stats: Arc::default(), warn: Arc::new(RateLimit::new()) }
     }
 
     /// Queues `record` for the writer without ever blocking. Returns false
     /// (and counts it in `dropped`) when the channel is full or the writer
     /// is gone; the writer then logs a `loss` record. A disabled handle
-    /// returns true.
+    /// returns true. The record's line is encoded here, on the producer's
+    /// thread, but for its chain fields (see [`Prepared`]).
     pub fn submit(&self, record: Record) -> bool {
-        self.send(Entry::Record(Box::new(record)))
+        if self.tx.is_none() {
+            self.stats.submitted.fetch_add(1, Relaxed);
+            return true;
+        }
+        match Prepared::new(&record, &self.host) {
+            Ok(prepared) => self.send(Entry::Record(Box::new(prepared))),
+            Err(error) => {
+                self.stats.submitted.fetch_add(1, Relaxed);
+                self.dropped(&error.to_string())
+            }
+        }
     }
 
     /// [`Self::submit`] for a contact event: the writer builds its line.
@@ -81,6 +96,11 @@ impl AuditHandle {
             Err(TrySendError::Full(_)) => "channel full",
             Err(TrySendError::Disconnected(_)) => "writer stopped",
         };
+        self.dropped(reason)
+    }
+
+    /// Counts a submitted record as lost and says why (once a second).
+    fn dropped(&self, reason: &str) -> bool {
         let dropped = self.stats.dropped.fetch_add(1, Relaxed) + 1;
         if self.warn.allow() {
             tracing::warn!(reason, dropped, "audit record dropped");

@@ -149,7 +149,12 @@ impl<S: Sink> LogFile<S> {
     /// [`Self::push`] for what a producer sent.
     pub fn push_entry(&mut self, entry: &Entry, submitted: bool) -> Result<(), ChainError> {
         let (contact, repeats) = match entry {
-            Entry::Record(record) => return self.push(record, submitted),
+            Entry::Record(record) => {
+                let seq = self.head.seq + 1;
+                let hash = chain::encode_prepared_into(&mut self.buf, record, seq, &self.head.hash)?;
+                self.pushed(seq, hash, record.ts, record.kind, submitted);
+                return Ok(());
+            }
             Entry::Contact(contact) => (&**contact, None),
             Entry::Repeats(repeats) => (&*repeats.contact, Some(&**repeats)),
         };

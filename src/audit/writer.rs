@@ -183,8 +183,9 @@ pub(crate) fn prepare<S: Sink>(
 
     let (tx, rx) = mpsc::sync_channel(config.channel_capacity);
     let stats = Arc::new(AuditStats::default());
-    let worker = Worker::new(log, Arc::clone(&stats), config, key, Box::new(wrap));
-    Ok((AuditHandle::new(tx, stats), Pending { worker, rx }))
+    let handle = AuditHandle::new(tx, &config.host, Arc::clone(&stats));
+    let worker = Worker::new(log, stats, config, key, Box::new(wrap));
+    Ok((handle, Pending { worker, rx }))
 }
 
 fn check(config: &AuditConfig) -> Result<(), AuditError> {
