@@ -17,12 +17,24 @@ use super::syslog::Shipper;
 
 /// Buffered bytes at which the writer appends without waiting for the timer.
 const FLUSH_AT: usize = 64 * 1024;
+/// Appended, unsynced bytes at which a background sync starts before the
+/// timer (spreads the disk's work over the interval, as databases'
+/// `bytes_per_sync` does, instead of one large flush a tick).
+const SYNC_AT: u64 = 1024 * 1024;
+
+/// An `fdatasync` of the live file that can run on another thread.
+pub(crate) type SyncJob = Box<dyn FnOnce() -> io::Result<()> + Send>;
 
 /// Where the writer's bytes go. `File` in production; tests inject faults.
 pub(crate) trait Sink: Send + 'static {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     fn sync_data(&mut self) -> io::Result<()>;
+    /// [`Self::sync_data`] as a job for the background syncer, if this sink
+    /// can sync off the writer's thread.
+    fn sync_job(&self) -> Option<SyncJob> {
+        None
+    }
 }
 
 impl Sink for File {
@@ -34,6 +46,10 @@ impl Sink for File {
     }
     fn sync_data(&mut self) -> io::Result<()> {
         File::sync_data(self)
+    }
+    fn sync_job(&self) -> Option<SyncJob> {
+        let file = self.try_clone().ok()?;
+        Some(Box::new(move || file.sync_data()))
     }
 }
 
@@ -62,8 +78,8 @@ pub(crate) struct LogFile<S: Sink> {
     committed_len: u64,
     /// Submitted (not writer-made) records in `buf`.
     buffered_submitted: u64,
-    /// Bytes appended since the last sync.
-    unsynced: bool,
+    /// Bytes appended since the last sync (or sync job) began.
+    unsynced: u64,
     /// A failed write may have left bytes past `committed_len`.
     must_cut: bool,
     /// What the current file holds, for naming it when it is closed.
@@ -98,7 +114,7 @@ impl<S: Sink> LogFile<S> {
             head,
             committed_len: len,
             buffered_submitted: 0,
-            unsynced: false,
+            unsynced: 0,
             must_cut: false,
             span: FileSpan::default(),
             shipper: None,
@@ -193,12 +209,12 @@ impl<S: Sink> LogFile<S> {
         match result {
             Ok(()) => {
                 self.committed_len += self.buf.len() as u64;
+                self.unsynced += self.buf.len() as u64;
                 self.committed = self.head.clone();
                 if let Some(shipper) = &mut self.shipper {
                     shipper.ship(&self.buf, &self.host);
                 }
                 self.buf.clear();
-                self.unsynced = true;
                 Ok(written)
             }
             Err(source) => {
@@ -214,11 +230,33 @@ impl<S: Sink> LogFile<S> {
 
     /// `sync_data` if anything was appended since the last sync.
     pub fn sync(&mut self) -> io::Result<()> {
-        if self.unsynced {
+        if self.unsynced > 0 {
             self.sink.sync_data()?;
-            self.unsynced = false;
+            self.unsynced = 0;
         }
         Ok(())
+    }
+
+    /// A job that syncs what was appended so far, when there is something
+    /// to sync and the sink can sync off this thread. If the job fails,
+    /// call [`Self::sync_failed`].
+    pub fn sync_job(&mut self) -> Option<SyncJob> {
+        if self.unsynced == 0 {
+            return None;
+        }
+        let job = self.sink.sync_job()?;
+        self.unsynced = 0;
+        Some(job)
+    }
+
+    /// Whether enough is unsynced to start a sync before the timer.
+    pub fn sync_due(&self) -> bool {
+        self.unsynced >= SYNC_AT
+    }
+
+    /// A sync job failed: what it covered is unsynced again.
+    pub fn sync_failed(&mut self) {
+        self.unsynced = self.unsynced.max(1);
     }
 
     fn cut_if_needed(&mut self) -> io::Result<()> {

@@ -28,6 +28,7 @@ pub mod review;
 mod rotate;
 pub mod rotation;
 pub mod sign;
+mod syncer;
 pub mod syslog;
 mod tail;
 pub mod verify;

@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -228,4 +228,61 @@ fn failed_writes_are_counted_cut_off_and_writing_resumes() {
     assert!(message.contains("3 in failed log writes"), "{message}");
     let contact = lines.iter().find(|l| l["type"] == "contact").unwrap();
     assert_eq!(contact["client"], "192.168.1.9");
+}
+
+/// A disk whose every fsync takes `delay` (an SD card under load); counts
+/// the syncs that ran off the writer's thread.
+struct SlowSync {
+    file: File,
+    delay: Duration,
+    background: Arc<AtomicUsize>,
+}
+
+impl Sink for SlowSync {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        std::thread::sleep(self.delay);
+        self.file.sync_data()
+    }
+    fn sync_job(&self) -> Option<super::log_file::SyncJob> {
+        let (file, delay, background) = (self.file.try_clone().ok()?, self.delay, Arc::clone(&self.background));
+        Some(Box::new(move || {
+            std::thread::sleep(delay);
+            background.fetch_add(1, Relaxed);
+            file.sync_data()
+        }))
+    }
+}
+
+#[test]
+fn a_slow_fsync_does_not_stop_the_writer_taking_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let background = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&background);
+    let wrap = move |file| SlowSync { file, delay: Duration::from_millis(800), background: Arc::clone(&counter) };
+    // 2,048 records of room: 0.2 s at the rate below. A writer waiting out
+    // an 800 ms fsync would lose thousands.
+    let cfg = AuditConfig { channel_capacity: 2048, flush_interval: Duration::from_millis(50), ..config(&path) };
+    let (handle, pending) = prepare(cfg, wrap).unwrap();
+    let writer = pending.start().unwrap();
+    let mut submitted = 0u64;
+    for _ in 0..160 {
+        for i in 0..100u8 {
+            assert!(handle.submit(contact(i)), "record {submitted} dropped");
+            submitted += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(handle);
+    let summary = writer.finish().unwrap();
+    assert_eq!((summary.written, summary.dropped, summary.write_errors), (submitted, 0, 0));
+    assert!(background.load(Relaxed) >= 1, "no fsync ran beside the writer");
+    let lines = read_verified(&path);
+    assert_eq!(lines.iter().filter(|l| l["type"] == "contact").count() as u64, submitted);
 }

@@ -21,6 +21,7 @@ use super::error::AuditError;
 use super::handle::{AuditStats, Entry, RateLimit};
 use super::log_file::{LogFile, Sink};
 use super::record::{Record, RecordType};
+use super::syncer::Syncer;
 use super::writer::{AuditConfig, FsyncPolicy, WriterSummary};
 
 /// Losses already told in a `loss` record.
@@ -44,6 +45,8 @@ pub(crate) struct Worker<S: Sink> {
     pub(super) timers: Timers,
     /// Compression of the last closed file, running beside the writer.
     pub(super) compressing: Option<std::thread::JoinHandle<()>>,
+    /// Runs the interval's fsync beside the writer.
+    syncer: Syncer,
     /// Including `loss` records still in the buffer.
     reported: Reported,
     /// Only `loss` records that reached the file.
@@ -71,6 +74,7 @@ impl<S: Sink> Worker<S> {
             key,
             wrap,
             compressing: None,
+            syncer: Syncer::start(),
             reported: Reported::default(),
             reported_committed: Reported::default(),
             write_failed: 0,
@@ -104,7 +108,9 @@ impl<S: Sink> Worker<S> {
                         // Hand the batch to the kernel now (fsync stays on the
                         // timer): a killed process then loses only what was
                         // still queued, not a buffer's worth.
-                        let _ = self.write_out();
+                        if self.write_out().is_ok() && self.log.sync_due() {
+                            self.sync_in_background();
+                        }
                         std::thread::sleep(BATCH_PAUSE);
                     }
                 }
@@ -113,7 +119,7 @@ impl<S: Sink> Worker<S> {
             }
             if last_flush.elapsed() >= interval {
                 self.note_loss();
-                self.flush();
+                self.sync_in_background();
                 last_flush = Instant::now();
             }
             self.duties();
@@ -123,6 +129,9 @@ impl<S: Sink> Worker<S> {
 
     /// Writes what is left, a `loss` record if needed and `stop`; fsyncs.
     fn stop(mut self) -> Result<WriterSummary, AuditError> {
+        if let Some(result) = self.syncer.wait() {
+            self.synced(result);
+        }
         self.note_loss();
         let _ = self.write_out();
         self.note_loss();
@@ -214,16 +223,53 @@ impl<S: Sink> Worker<S> {
         }
     }
 
+    /// Appends the buffer and starts an fsync on the syncer's thread (or,
+    /// without one, fsyncs here). While a sync runs, nothing new starts:
+    /// what is appended meanwhile waits for the next call.
+    fn sync_in_background(&mut self) {
+        if let Some(result) = self.syncer.finished() {
+            self.synced(result);
+        }
+        if !self.syncer.available() {
+            self.flush();
+            return;
+        }
+        if self.write_out().is_err() || self.syncer.busy() {
+            return;
+        }
+        let Some(job) = self.log.sync_job() else {
+            self.flush(); // nothing to sync, or a sink that syncs only here
+            return;
+        };
+        if !self.syncer.run(job) {
+            self.log.sync_failed();
+            self.flush();
+        }
+    }
+
+    /// Takes a background fsync's result: a failure counts like one of
+    /// [`Self::flush`], and the next interval syncs again.
+    fn synced(&mut self, result: io::Result<()>) {
+        if let Err(error) = result {
+            self.log.sync_failed();
+            self.sync_error(&error);
+        }
+    }
+
+    fn sync_error(&self, error: &io::Error) {
+        self.stats.write_errors.fetch_add(1, Relaxed);
+        if self.error_log.allow() {
+            tracing::error!(path = %self.path.display(), %error, "audit log fsync failed");
+        }
+    }
+
     /// Appends the buffer and fsyncs; false if either failed.
     pub(super) fn flush(&mut self) -> bool {
         if self.write_out().is_err() {
             return false;
         }
         if let Err(error) = self.log.sync() {
-            self.stats.write_errors.fetch_add(1, Relaxed);
-            if self.error_log.allow() {
-                tracing::error!(path = %self.path.display(), %error, "audit log fsync failed");
-            }
+            self.sync_error(&error);
             return false;
         }
         true
