@@ -254,7 +254,7 @@ impl<S: Sink> LogFile<S> {
         self.unsynced >= SYNC_AT
     }
 
-    /// A sync job failed: what it covered is unsynced again.
+    /// A sync job failed: the next interval syncs again.
     pub fn sync_failed(&mut self) {
         self.unsynced = self.unsynced.max(1);
     }
