@@ -100,25 +100,25 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<ExitCode> {
         "CLIENT", "MACHINE", "FIRST CONTACT", "LAST CONTACT", "CONTACTS", "AFTER", "CATEGORIES", "LAYERS"
     )?;
     for r in &h.rows {
-        let join = |m: &hosts_review::Counts| m.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",");
+        let join =
+            |m: hosts_review::Counts<'_>| m.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(",");
         let machine = r
-            .machines
-            .iter()
+            .machines()
             .map(|m| format!("{} {}", if m.hostname.is_empty() { "?" } else { &m.hostname }, m.mac))
             .collect::<Vec<_>>()
             .join("; ");
-        let names = r.top_names.iter().map(|(n, c)| format!("{n}({c})")).collect::<Vec<_>>().join(" ");
+        let names = r.top_names().map(|(n, c)| format!("{n}({c})")).collect::<Vec<_>>().join(" ");
         writeln!(
             out,
             "{:<39} {:<24} {:<24} {:<24} {:>8} {:>8}  {:<28} {:<12} {names}",
-            r.client.to_string(),
+            r.client().to_string(),
             if machine.is_empty() { "-".into() } else { machine },
-            r.first_contact,
-            r.last_contact,
-            r.contacts,
-            r.after_prohibition,
-            join(&r.categories),
-            join(&r.layers)
+            r.first_contact(),
+            r.last_contact(),
+            r.contacts(),
+            r.after_prohibition(),
+            join(r.categories()),
+            join(r.layers())
         )?;
     }
     writeln!(

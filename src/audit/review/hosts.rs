@@ -6,24 +6,26 @@
 //! Worker threads sum each chunk's contacts per client ([`Part`]), names in
 //! the order the chunk first shows them, split by client into one
 //! [`Shard`] per merging thread; each merging thread adds its shards' sums
-//! to its rows in file order and ranks them, and the ranked lists are
-//! merged at the end (reading on one thread: one shard, merged by the
+//! to its rows in file order, ranks them and writes them, in that order,
+//! into one [`row::Block`] (reading on one thread: one shard, merged by the
 //! calling thread); merged shards go back, emptied, to be filled again
 //! ([`Spare`]). A merger finds a client's row through its [`Index`] (row
 //! numbers by client hash: one slot read per lookup), all of a shard's
 //! clients before any of their sums, and ranks by sorting compact keys
-//! ([`Rank`]), not the rows; building a reported row takes the row's counts.
-//! A row keeps its texts as ids into its merger's string table ([`Rows`]);
-//! the rows it returns share each text ([`Text`]) and hold their instants
-//! inline ([`Stamp`]). Instants order as their text: 24-byte ones (every
-//! year before 10000) as three big-endian words, others byte by byte. Which
-//! names a row keeps (the first 256; the rest under `(other)`) depends only
-//! on the order names first appear, so the rows are exactly those of
-//! counting line by line.
+//! ([`Rank`]), not the rows. A row keeps its texts as ids into its
+//! merger's string table ([`Rows`]); its block keeps them so, with every
+//! row's counts, top names, gateways and machines in two shared arrays,
+//! sorted by comparing each text's place in text order, not the texts. A
+//! reported [`HostRow`] is a handle into a block, and the blocks' ranked
+//! lines are merged into the report's order at the end: no allocation per
+//! reported row, and dropping the rows frees a few arrays. Instants order
+//! as their text: 24-byte ones (every year before 10000) as three
+//! big-endian words, others byte by byte. Which names a row keeps (the
+//! first 256; the rest under `(other)`) depends only on the order names
+//! first appear, so the rows are exactly those of counting line by line.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::fmt;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -33,7 +35,12 @@ use std::sync::{Mutex, mpsc};
 
 use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
+
+mod row;
+
+use row::{Block, Line, merge_ranked};
+pub use row::{Counts, HostRow, Machine};
 
 use super::leases::Leases;
 use super::rec::{Filter, Rec, millis};
@@ -59,34 +66,13 @@ const MERGE_QUEUE: usize = 4;
 /// Merged shards kept for reuse per merging thread (see [`Spare`]).
 const SPARE_PER_MERGER: usize = 2 * MERGE_QUEUE;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct HostRow {
-    pub client: IpAddr,
-    pub first_contact: Stamp,
-    pub last_contact: Stamp,
-    pub contacts: u64,
-    pub after_prohibition: u64,
-    /// Contacts after the prohibition in software categories (not `web`).
-    pub software_after_prohibition: u64,
-    pub blocked: u64,
-    pub monitored: u64,
-    pub categories: Counts,
-    pub layers: Counts,
-    pub top_names: Vec<(Text, u64)>,
-    /// Sorted, each once.
-    pub gateways: Vec<Text>,
-    /// Machines that held the address at contact times (from `--leases`).
-    pub machines: Vec<Machine>,
-}
-
-/// A text of the rows (category, layer, gateway, name): one allocation
-/// shared by every row that shows it. Reads, prints and serializes as its
-/// `str`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Text(Arc<str>);
+/// A text of the rows (category, layer, gateway, name, hostname, MAC):
+/// one allocation, shared by a merger's string list and its index.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Text(Arc<str>);
 
 impl Text {
-    pub fn as_str(&self) -> &str {
+    fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -108,102 +94,6 @@ impl Borrow<str> for Text {
     fn borrow(&self) -> &str {
         &self.0
     }
-}
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
-
-impl fmt::Debug for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl Serialize for Text {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-/// Attempts per text, sorted by text, each text once: what a
-/// `BTreeMap<String, u64>` holds, and serialized as one (a JSON object).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counts(Vec<(Text, u64)>);
-
-impl Counts {
-    /// From pairs of distinct texts, in any order.
-    fn from_distinct(mut pairs: Vec<(Text, u64)>) -> Counts {
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Counts(pairs)
-    }
-
-    /// (text, attempts) in text order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Text, &u64)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    pub fn get(&self, key: &str) -> Option<u64> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().and_then(|i| self.0.get(i)).map(|e| e.1)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Counts {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
-}
-
-/// A canonical instant of a row (`2024-09-29T04:00:01.123Z`), held inline;
-/// reads, prints and serializes as its `str`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Stamp(Ts);
-
-impl Stamp {
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl Deref for Stamp {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl fmt::Display for Stamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl fmt::Debug for Stamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl Serialize for Stamp {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Machine {
-    pub hostname: String,
-    pub mac: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -373,9 +263,17 @@ impl Strings {
         self.index.clear();
     }
 
-    /// The shared text of `id` (empty for an unknown id, which no row has).
-    fn shared(&self, id: u32) -> Text {
-        self.list.get(id as usize).cloned().unwrap_or_else(|| Text::from(""))
+    /// The place of each id's text in text order (texts are distinct).
+    fn places(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..self.list.len() as u32).collect();
+        ids.sort_unstable_by(|&a, &b| self.text(a).cmp(self.text(b)));
+        let mut places = vec![0; ids.len()];
+        for (place, id) in (0u32..).zip(ids) {
+            if let Some(p) = places.get_mut(id as usize) {
+                *p = place;
+            }
+        }
+        places
     }
 }
 
@@ -643,60 +541,44 @@ impl Row {
         rank(self.sums.software_after, self.sums.after, &self.span.last)
     }
 
-    /// The row as reported. Takes its counts and machines (what the
-    /// reported row is built from, freed on the way so that the next rows'
-    /// allocations reuse their memory).
-    fn host_row(&mut self, strings: &Strings) -> HostRow {
-        let text = |id: u32| strings.text(id).to_owned();
-        let (counts, machines) = (std::mem::take(&mut self.counts), std::mem::take(&mut self.machines));
-        let mut per_kind = [0usize; 4];
-        for c in &counts {
-            if let Some(k) = per_kind.get_mut(c.0 as usize) {
-                *k += 1;
+    /// Writes the row as reported into `block` (`rank`: the place of a
+    /// text id in text order). Takes its counts and machines, freed on the
+    /// way, on this thread.
+    fn report(&mut self, block: &mut Block, rank: impl Fn(u32) -> u32) {
+        let (counts, mut machines) = (std::mem::take(&mut self.counts), std::mem::take(&mut self.machines));
+        let at = block.entries.len();
+        let mut runs = [0u32; 4];
+        // Texts are distinct in a run, as their ids are.
+        for (run, kind) in runs.iter_mut().zip([Kind::Category, Kind::Layer, Kind::Name, Kind::Gateway]) {
+            let start = block.entries.len();
+            if kind == Kind::Name {
+                let mut top = [None; TOP_NAMES];
+                for &(_, id, n) in counts.iter().filter(|c| c.0 == Kind::Name) {
+                    keep_top(&mut top, (rank(id), n, id));
+                }
+                block.entries.extend(top.iter().flatten().map(|&(_, n, id)| (id, n)));
+            } else {
+                block.entries.extend(counts.iter().filter(|c| c.0 == kind).map(|&(_, id, n)| (id, n)));
+                if let Some(added) = block.entries.get_mut(start..) {
+                    added.sort_unstable_by_key(|&(id, _)| rank(id));
+                }
             }
+            // At most one entry per text id (a `u32`).
+            *run = (block.entries.len() - start) as u32;
         }
-        let [categories, layers, gateways, _] = per_kind;
-        let (mut categories, mut layers) = (Vec::with_capacity(categories), Vec::with_capacity(layers));
-        let mut gateways = Vec::with_capacity(gateways);
-        let mut top = [None; TOP_NAMES];
-        for &(kind, id, n) in &counts {
-            match kind {
-                Kind::Category => categories.push((strings.shared(id), n)),
-                Kind::Layer => layers.push((strings.shared(id), n)),
-                Kind::Gateway => gateways.push(strings.shared(id)),
-                Kind::Name => keep_top(&mut top, (strings.text(id), n, id)),
-                Kind::Machine => {}
-            }
-        }
-        // Texts are distinct, as their ids are.
-        gateways.sort_unstable();
-        let top_names = top.iter().flatten().map(|&(_, n, id)| (strings.shared(id), n)).collect();
-        let mut machines: Vec<Machine> =
-            machines.iter().map(|&(hostname, mac)| Machine { hostname: text(hostname), mac: text(mac) }).collect();
-        machines.sort();
-        let s = &self.sums;
-        HostRow {
-            client: self.client,
-            first_contact: Stamp(self.span.first.clone()),
-            last_contact: Stamp(self.span.last.clone()),
-            contacts: s.contacts,
-            after_prohibition: s.after,
-            software_after_prohibition: s.software_after,
-            blocked: s.blocked,
-            monitored: s.monitored,
-            categories: Counts::from_distinct(categories),
-            layers: Counts::from_distinct(layers),
-            top_names,
-            gateways,
-            machines,
-        }
+        machines.sort_unstable_by_key(|&(hostname, mac)| (rank(hostname), rank(mac)));
+        let machines_at = block.machines.len();
+        block.machines.extend_from_slice(&machines);
+        let (first, last) = (self.span.first.clone(), self.span.last.clone());
+        let (client, sums, machines) = (self.client, self.sums, machines.len() as u32);
+        block.lines.push(Line { client, first, last, sums, at, runs, machines_at, machines });
     }
 }
 
-/// Puts `name` (text, attempts, id) among the [`TOP_NAMES`] names held in
-/// `top`, which stay ordered most attempts first, then by text (the texts
-/// are distinct).
-fn keep_top<'s>(top: &mut [Option<(&'s str, u64, u32)>; TOP_NAMES], mut name: (&'s str, u64, u32)) {
+/// Puts `name` (text or its place in text order, attempts, id) among the
+/// [`TOP_NAMES`] names held in `top`, which stay ordered most attempts
+/// first, then by text (the texts are distinct).
+fn keep_top<K: Ord + Copy>(top: &mut [Option<(K, u64, u32)>; TOP_NAMES], mut name: (K, u64, u32)) {
     for slot in top.iter_mut() {
         match slot {
             Some(held) if held.1 > name.1 || (held.1 == name.1 && held.0 < name.0) => {}
@@ -852,28 +734,37 @@ impl Rows {
         }
     }
 
-    /// The rows, ranked. Sorts their compact keys, not the rows.
-    fn finish(mut self) -> Vec<HostRow> {
+    /// The rows, ranked, as a [`Block`]. Sorts their compact keys, not the
+    /// rows, and texts once to compare them by their place.
+    fn finish(mut self) -> Block {
         let order: Vec<u32> = {
             let mut keys: Vec<(Rank<'_>, IpAddr, u32)> =
                 self.rows.iter().zip(0u32..).map(|(r, i)| (r.rank(), r.client, i)).collect();
             keys.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             keys.iter().map(|k| k.2).collect()
         };
-        let mut out = Vec::with_capacity(order.len());
+        let places = self.strings.places();
+        let place = |id: u32| places.get(id as usize).copied().unwrap_or(u32::MAX);
+        let mut block = Block {
+            texts: Vec::new(),
+            lines: Vec::with_capacity(order.len()),
+            entries: Vec::with_capacity(6 * order.len()),
+            machines: Vec::new(),
+        };
         for i in order {
             if let Some(row) = self.rows.get_mut(i as usize) {
-                out.push(row.host_row(&self.strings));
+                row.report(&mut block, place);
             }
         }
-        out
+        block.texts = std::mem::take(&mut self.strings.list);
+        block
     }
 }
 
 /// A row's place in the report, highest first: software contacts after
 /// the prohibition, then any contacts after it, then the most recent last
 /// contact, then the most contacts after the prohibition. One definition
-/// for [`Rows::finish`]'s sort and [`merge_ranked`], which must agree.
+/// for [`Rows::finish`]'s sort and [`row::merge_ranked`], which must agree.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank<'a> {
     software_after: bool,
@@ -927,36 +818,6 @@ impl Ord for Last<'_> {
     }
 }
 
-/// Whether `a` comes before `b` in the report (as [`Rows::finish`] ranks).
-fn before(a: &HostRow, b: &HostRow) -> bool {
-    let (ra, rb) = (
-        rank(a.software_after_prohibition, a.after_prohibition, &a.last_contact.0),
-        rank(b.software_after_prohibition, b.after_prohibition, &b.last_contact.0),
-    );
-    rb.cmp(&ra).then_with(|| a.client.cmp(&b.client)).is_lt()
-}
-
-/// Merges lists ranked by [`before`] (of distinct clients) into one.
-fn merge_ranked(lists: Vec<Vec<HostRow>>) -> Vec<HostRow> {
-    let total = lists.iter().map(Vec::len).sum();
-    let mut heads: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
-    let mut out = Vec::with_capacity(total);
-    loop {
-        let mut best: Option<(usize, &HostRow)> = None;
-        for (i, list) in heads.iter().enumerate() {
-            let Some(row) = list.as_slice().first() else { continue };
-            if best.is_none_or(|(_, b)| before(row, b)) {
-                best = Some((i, row));
-            }
-        }
-        let best = best.map(|(i, _)| i);
-        match best.and_then(|i| heads.get_mut(i)).and_then(Iterator::next) {
-            Some(row) => out.push(row),
-            None => return out,
-        }
-    }
-}
-
 /// One row per client of the contacts `filter` keeps.
 pub fn hosts(
     paths: &[PathBuf],
@@ -997,9 +858,10 @@ pub fn hosts_with(
             }
             true
         })?;
-        return Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: rows.finish(), input });
+        let rows = merge_ranked(vec![rows.finish()]);
+        return Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows, input });
     }
-    let (input, lists) = std::thread::scope(|scope| {
+    let (input, blocks) = std::thread::scope(|scope| {
         let (mut senders, mut mergers) = (Vec::with_capacity(shards), Vec::with_capacity(shards));
         for _ in 0..shards {
             let (tx, rx) = mpsc::sync_channel::<Shard>(MERGE_QUEUE);
@@ -1018,11 +880,11 @@ pub fn hosts_with(
             part.shards.into_iter().zip(&senders).all(|(shard, tx)| tx.send(shard).is_ok())
         });
         drop(senders);
-        let lists: Vec<Vec<HostRow>> =
+        let blocks: Vec<Block> =
             mergers.into_iter().map(|m| m.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect();
-        (input, lists)
+        (input, blocks)
     });
-    Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: merge_ranked(lists), input: input? })
+    Ok(Hosts { prohibition: prohibition.map(str::to_owned), rows: merge_ranked(blocks), input: input? })
 }
 
 #[cfg(test)]
@@ -1104,7 +966,7 @@ mod tests {
             let some = &names[..len];
             let mut top = [None; TOP_NAMES];
             for (id, (text, n)) in some.iter().enumerate() {
-                keep_top(&mut top, (text, *n, id as u32));
+                keep_top(&mut top, (text.as_str(), *n, id as u32));
             }
             let mut sorted: Vec<(&str, u64)> = some.iter().map(|(t, n)| (t.as_str(), *n)).collect();
             sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));

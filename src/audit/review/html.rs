@@ -142,21 +142,22 @@ fn hosts_table(h: &mut String, hosts: &Hosts) {
         hosts.rows.len()
     );
     for r in &hosts.rows {
-        let join = |m: &super::hosts::Counts| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        let names = r.top_names.iter().map(|(n, c)| format!("{n} ({c})")).collect::<Vec<_>>().join(", ");
-        let machines = r.machines.iter().map(|m| format!("{} {}", m.hostname, m.mac)).collect::<Vec<_>>().join(", ");
-        let gateways = r.gateways.join(", ");
+        let join =
+            |m: super::hosts::Counts<'_>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        let names = r.top_names().map(|(n, c)| format!("{n} ({c})")).collect::<Vec<_>>().join(", ");
+        let machines = r.machines().map(|m| format!("{} {}", m.hostname, m.mac)).collect::<Vec<_>>().join(", ");
+        let gateways = r.gateways().collect::<Vec<_>>().join(", ");
         let _ = writeln!(
             h,
             "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            r.client,
+            r.client(),
             esc(&machines),
-            esc(&r.first_contact),
-            esc(&r.last_contact),
-            r.contacts,
-            r.after_prohibition,
-            esc(&join(&r.categories)),
-            esc(&join(&r.layers)),
+            esc(r.first_contact()),
+            esc(r.last_contact()),
+            r.contacts(),
+            r.after_prohibition(),
+            esc(&join(r.categories())),
+            esc(&join(r.layers())),
             esc(&names),
             esc(&gateways)
         );

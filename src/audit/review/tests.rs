@@ -537,6 +537,56 @@ fn hosts_rows_are_those_of_a_plain_line_by_line_count() {
     }
 }
 
+/// A reported row is a handle into its merger's block: what its accessors
+/// read is what it serializes, several blocks (mergers) make one report,
+/// and a row kept alone outlives the report and the other rows.
+#[test]
+fn hosts_rows_read_as_they_serialize_and_outlive_their_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.jsonl");
+    std::fs::write(&path, tricky_lines(0, 6000).concat()).unwrap();
+    let leases =
+        Leases::parse("1727564400 aa:00:00:00:00:01 10.0.1.1 laptop-a *\n1727600000 aa:00:00:00:00:02 10.0.1.1 * *\n");
+    let files = [path];
+    let prohibition = Some("2024-09-29T00:00:00.000Z");
+    let hosts = hosts_with(&files, prohibition, &Filter::default(), Some(&leases), Reading { workers: 3, chunk: 3000 });
+    let hosts = hosts.unwrap();
+    assert!(hosts.rows.len() > 10 && hosts.rows.iter().any(|r| r.machines().count() == 2));
+    for r in &hosts.rows {
+        let j = serde_json::to_value(r).unwrap();
+        let sums = [r.contacts(), r.after_prohibition(), r.software_after_prohibition(), r.blocked(), r.monitored()];
+        let want: Vec<_> = ["contacts", "after_prohibition", "software_after_prohibition", "blocked", "monitored"]
+            .iter()
+            .map(|k| j[*k].as_u64().unwrap())
+            .collect();
+        assert_eq!(sums.to_vec(), want);
+        assert_eq!(
+            (j["client"].as_str(), j["first_contact"].as_str()),
+            (Some(&*r.client().to_string()), Some(r.first_contact()))
+        );
+        assert_eq!(j["last_contact"].as_str(), Some(r.last_contact()));
+        for (counts, key) in [(r.categories(), "categories"), (r.layers(), "layers")] {
+            let object = j[key].as_object().unwrap();
+            let pairs: Vec<(&str, u64)> = counts.iter().collect();
+            let want: Vec<(&str, u64)> = object.iter().map(|(k, v)| (k.as_str(), v.as_u64().unwrap())).collect();
+            assert_eq!(pairs, want);
+            assert!(pairs.iter().all(|&(k, n)| counts.get(k) == Some(n)) && counts.get("(none)").is_none());
+            assert_eq!((counts.len(), counts.is_empty()), (pairs.len(), pairs.is_empty()));
+        }
+        let names: Vec<_> = r.top_names().map(|(n, c)| serde_json::json!([n, c])).collect();
+        assert_eq!(serde_json::Value::from(names), j["top_names"]);
+        assert_eq!(serde_json::Value::from(r.gateways().collect::<Vec<_>>()), j["gateways"]);
+        let machines: Vec<_> =
+            r.machines().map(|m| serde_json::json!({"hostname": m.hostname, "mac": m.mac})).collect();
+        assert_eq!(serde_json::Value::from(machines), j["machines"]);
+        assert!(format!("{r:?}").contains(r.last_contact()));
+    }
+    let (first, last) = (hosts.rows[0].clone(), hosts.rows[hosts.rows.len() - 1].clone());
+    let want = serde_json::to_value([&first, &last]).unwrap();
+    drop(hosts);
+    assert_eq!(serde_json::to_value([&first, &last]).unwrap(), want);
+}
+
 /// Instants past year 9999 (`+10000-...` once canonical) and instants in
 /// other forms, as first, last and `last_ts` contacts: the rows, and so
 /// their order (by last contact, as text), are those of counting line by
