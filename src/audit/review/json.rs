@@ -93,27 +93,76 @@ impl<'a> Fields<'a> {
     /// The next field, or `None` after the closing brace. At the top
     /// level the brace must end the text.
     pub(crate) fn next_field(&mut self) -> Result<Option<(&'a str, Value<'a>)>, Decline> {
-        if self.done {
+        if !self.separator()? {
             return Ok(None);
+        }
+        let key = self.key()?;
+        let value = self.value()?;
+        Ok(Some((key, value)))
+    }
+
+    /// The next field as [`Fields::next_field`] gives it, its key looked up
+    /// in `keys` (each written `"key":`, in the order the writer writes
+    /// them): `Some(i)` for `keys[i]`, `None` for any other key. The keys
+    /// from `*from` on are tried first against the text itself, so a key
+    /// where the writer puts it is read without searching for its closing
+    /// quote; `*from` then moves past the key found.
+    pub(crate) fn next_known(
+        &mut self,
+        keys: &[&str],
+        from: &mut usize,
+    ) -> Result<Option<(Option<usize>, Value<'a>)>, Decline> {
+        if !self.separator()? {
+            return Ok(None);
+        }
+        let rest = self.text.as_bytes().get(self.pos..).ok_or(Decline)?;
+        // With no backslash in the text, `"key":` is the key `key` whole.
+        let ahead = keys.iter().zip(0..).skip(*from).find(|(k, _)| rest.starts_with(k.as_bytes()));
+        let known = match ahead {
+            Some((k, i)) => {
+                self.pos += k.len();
+                Some(i)
+            }
+            None => {
+                let key = self.key()?;
+                keys.iter().position(|k| k.strip_prefix('"').and_then(|k| k.strip_suffix("\":")) == Some(key))
+            }
+        };
+        if let Some(i) = known {
+            *from = i + 1;
+        }
+        let value = self.value()?;
+        Ok(Some((known, value)))
+    }
+
+    /// Reads the separator before the next field: `false` after the
+    /// closing brace (at the top level it must end the text).
+    fn separator(&mut self) -> Result<bool, Decline> {
+        if self.done {
+            return Ok(false);
         }
         match (self.byte()?, self.first) {
             (b'}', _) => {
                 self.pos += 1;
                 self.done = true;
-                return if self.depth > 0 || self.pos == self.text.len() { Ok(None) } else { Err(Decline) };
+                return if self.depth > 0 || self.pos == self.text.len() { Ok(false) } else { Err(Decline) };
             }
             (b',', false) => self.pos += 1,
             (_, true) => {}
             _ => return Err(Decline),
         }
         self.first = false;
+        Ok(true)
+    }
+
+    /// A key and its colon.
+    fn key(&mut self) -> Result<&'a str, Decline> {
         let key = self.string()?;
         if self.byte()? != b':' {
             return Err(Decline);
         }
         self.pos += 1;
-        let value = self.value()?;
-        Ok(Some((key, value)))
+        Ok(key)
     }
 
     /// Reads to the closing brace, checking every field on the way.
@@ -299,6 +348,38 @@ mod tests {
                 assert_eq!(find_quote(&bytes), Some(at), "{len} {at}");
             }
             assert_eq!(find_quote(&vec![0xa2; len]), None);
+        }
+    }
+
+    /// Known keys read as any key is, wherever they are, in or out of
+    /// the order given, and other keys too.
+    #[test]
+    fn known_keys_read_as_next_field_does() {
+        const KEYS: &[&str] = &["\"a\":", "\"b\":", "\"bb\":", "\"c\":"];
+        for line in [
+            r#"{"a":1,"b":"x","bb":{"a":2},"c":true}"#,
+            r#"{"c":1,"b":"x","a":2,"a":3,"bb":4,"d":5}"#,
+            r#"{"b":1,"bbb":2,"x":"\"c\":","":0}"#,
+            r#"{"a" :1}"#,
+            r#"{"a":1,}"#,
+            r#"{}"#,
+            r#"{"a":1}}"#,
+            r#"{"b":1"#,
+        ] {
+            let plain = all(line);
+            let known = (|| {
+                let mut f = object(line.as_bytes())?;
+                let (mut out, mut from) = (Vec::new(), 0);
+                while let Some((i, v)) = f.next_known(KEYS, &mut from)? {
+                    out.push((i, v));
+                }
+                Ok(out)
+            })();
+            let want = plain.map(|fields| {
+                let name = |k: &str| KEYS.iter().position(|q| q[1..q.len() - 2] == *k);
+                fields.into_iter().map(|(k, v)| (name(k), v)).collect::<Vec<_>>()
+            });
+            assert_eq!(known, want, "{line}");
         }
     }
 

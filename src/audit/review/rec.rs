@@ -64,9 +64,10 @@ pub struct PolicyView<'a> {
 impl<'a> PolicyView<'a> {
     fn fast(v: json::Value<'a>) -> Result<PolicyView<'a>, Decline> {
         let mut fields = v.obj()?;
-        let mut id = None;
-        while let Some((key, v)) = fields.next_field()? {
-            if key == "id" {
+        let (mut id, mut from) = (None, 0);
+        // The writer's keys, in its order: `id`, then `hash` (not read).
+        while let Some((key, v)) = fields.next_known(&[r#""id":"#, r#""hash":"#], &mut from)? {
+            if key == Some(0) {
                 if id.is_some() {
                     return Err(Decline);
                 }
@@ -95,6 +96,32 @@ impl<'a> Rec<'a> {
     pub(super) fn fast(line: &'a [u8]) -> Result<Rec<'a>, Decline> {
         const TS: u32 = 0;
         const KIND: u32 = 2;
+        const SKIP: u32 = u32::MAX;
+        // The keys in the order the writer writes them (see
+        // `audit::chain`), with the field of each (`SKIP`: not read here).
+        const KEYS: &[&str] = &[
+            r#""ts":"#,
+            r#""seq":"#,
+            r#""type":"#,
+            r#""host":"#,
+            r#""client":"#,
+            r#""layer":"#,
+            r#""name":"#,
+            r#""qtype":"#,
+            r#""dst":"#,
+            r#""dport":"#,
+            r#""action":"#,
+            r#""category":"#,
+            r#""rule":"#,
+            r#""phase":"#,
+            r#""policy":"#,
+            r#""count":"#,
+            r#""first_ts":"#,
+            r#""last_ts":"#,
+            r#""prev_hash":"#,
+            r#""hash":"#,
+        ];
+        const FIELDS: &[u32] = &[TS, 1, KIND, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, SKIP, 16, SKIP, SKIP];
         let mut fields = json::object(line)?;
         let mut seen = Seen::default();
         let mut r = Rec {
@@ -119,27 +146,12 @@ impl<'a> Rec<'a> {
         let text = |v: json::Value<'a>| v.str().map(Cow::Borrowed);
         let some_text = |v: json::Value<'a>| v.str().map(|s| Some(Cow::Borrowed(s)));
         let ip = |v: json::Value<'a>| v.str()?.parse::<IpAddr>().map(Some).map_err(|_| Decline);
-        while let Some((key, v)) = fields.next_field()? {
-            let field = match key {
-                "ts" => TS,
-                "seq" => 1,
-                "type" => KIND,
-                "host" => 3,
-                "client" => 4,
-                "layer" => 5,
-                "name" => 6,
-                "qtype" => 7,
-                "dst" => 8,
-                "dport" => 9,
-                "action" => 10,
-                "category" => 11,
-                "rule" => 12,
-                "phase" => 13,
-                "policy" => 14,
-                "count" => 15,
-                "last_ts" => 16,
-                _ => continue,
-            };
+        let mut from = 0;
+        while let Some((key, v)) = fields.next_known(KEYS, &mut from)? {
+            let Some(&field) = key.and_then(|i| FIELDS.get(i)) else { continue };
+            if field == SKIP {
+                continue;
+            }
             seen.mark(field)?;
             match field {
                 TS => r.ts = text(v)?,
