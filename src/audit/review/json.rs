@@ -10,6 +10,12 @@
 //! agree with `serde_json` on what it accepts, never on what it rejects or
 //! how it words an error. Callers decline too on what their `serde` types
 //! would reject (duplicate or missing fields, a wrong type).
+//!
+//! A caller that knows the writer's keys and their order reads fields with
+//! [`Fields::next_known`]: the next key is compared in place with the ones
+//! the writer would write next ([`Key`]: 16 bytes at once), and only a key
+//! elsewhere is searched for and matched as text. Either way the field
+//! read is the same.
 
 /// Objects nest at most this deep; deeper ones are declined.
 const MAX_DEPTH: u32 = 4;
@@ -109,23 +115,24 @@ impl<'a> Fields<'a> {
     /// quote; `*from` then moves past the key found.
     pub(crate) fn next_known(
         &mut self,
-        keys: &[&str],
+        keys: &[Key],
         from: &mut usize,
     ) -> Result<Option<(Option<usize>, Value<'a>)>, Decline> {
         if !self.separator()? {
             return Ok(None);
         }
         let rest = self.text.as_bytes().get(self.pos..).ok_or(Decline)?;
+        let head = rest.first_chunk::<16>().map(|b| u128::from_le_bytes(*b));
         // With no backslash in the text, `"key":` is the key `key` whole.
-        let ahead = keys.iter().zip(0..).skip(*from).find(|(k, _)| rest.starts_with(k.as_bytes()));
+        let ahead = keys.iter().zip(0..).skip(*from).find(|(k, _)| k.starts(rest, head));
         let known = match ahead {
             Some((k, i)) => {
-                self.pos += k.len();
+                self.pos += k.text.len();
                 Some(i)
             }
             None => {
                 let key = self.key()?;
-                keys.iter().position(|k| k.strip_prefix('"').and_then(|k| k.strip_suffix("\":")) == Some(key))
+                keys.iter().position(|k| k.name() == Some(key))
             }
         };
         if let Some(i) = known {
@@ -220,6 +227,44 @@ impl<'a> Fields<'a> {
         }
         self.pos += word.len();
         Ok(())
+    }
+}
+
+/// A key as the writer writes it, `"key":`, ready to be compared with the
+/// first 16 bytes of the text at once (no call to `memcmp` per guess).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Key {
+    text: &'static str,
+    /// Its bytes (up to 16), little-endian, and which bytes they are.
+    word: u128,
+    mask: u128,
+}
+
+impl Key {
+    /// `text` must be `"key":`.
+    pub(crate) const fn new(text: &'static str) -> Key {
+        let bytes = text.as_bytes();
+        let (mut word, mut mask, mut i) = (0u128, 0u128, 0);
+        while i < bytes.len() && i < 16 {
+            word |= (bytes[i] as u128) << (8 * i);
+            mask |= 0xff << (8 * i);
+            i += 1;
+        }
+        Key { text, word, mask }
+    }
+
+    /// Whether `rest` (whose first 16 bytes are `head`, when it has 16)
+    /// starts with the key.
+    fn starts(&self, rest: &[u8], head: Option<u128>) -> bool {
+        match head {
+            Some(head) if self.text.len() <= 16 => head & self.mask == self.word,
+            _ => rest.starts_with(self.text.as_bytes()),
+        }
+    }
+
+    /// The key's name (between its quotes).
+    fn name(&self) -> Option<&'static str> {
+        self.text.strip_prefix('"')?.strip_suffix("\":")
     }
 }
 
@@ -355,11 +400,19 @@ mod tests {
     /// the order given, and other keys too.
     #[test]
     fn known_keys_read_as_next_field_does() {
-        const KEYS: &[&str] = &["\"a\":", "\"b\":", "\"bb\":", "\"c\":"];
+        const KEYS: &[Key] = &[
+            Key::new("\"a\":"),
+            Key::new("\"b\":"),
+            Key::new("\"bb\":"),
+            Key::new("\"c\":"),
+            Key::new("\"a_key_longer_than_16\":"),
+        ];
         for line in [
             r#"{"a":1,"b":"x","bb":{"a":2},"c":true}"#,
             r#"{"c":1,"b":"x","a":2,"a":3,"bb":4,"d":5}"#,
             r#"{"b":1,"bbb":2,"x":"\"c\":","":0}"#,
+            r#"{"a_key_longer_than_16":1,"b":2,"a_key_longer_than_1":3,"a_key_longer_than_16x":4,"c":5}"#,
+            r#"{"a_key_longer_than_16":{"c":1}}"#,
             r#"{"a" :1}"#,
             r#"{"a":1,}"#,
             r#"{}"#,
@@ -376,7 +429,7 @@ mod tests {
                 Ok(out)
             })();
             let want = plain.map(|fields| {
-                let name = |k: &str| KEYS.iter().position(|q| q[1..q.len() - 2] == *k);
+                let name = |k: &str| KEYS.iter().position(|q| q.name() == Some(k));
                 fields.into_iter().map(|(k, v)| (name(k), v)).collect::<Vec<_>>()
             });
             assert_eq!(known, want, "{line}");

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::json::{self, Decline, Seen};
+use super::json::{self, Decline, Key, Seen};
 use crate::audit::chain::format_ts;
 
 /// The fields of a line that reviews use. Unknown fields are skipped.
@@ -64,9 +64,10 @@ pub struct PolicyView<'a> {
 impl<'a> PolicyView<'a> {
     fn fast(v: json::Value<'a>) -> Result<PolicyView<'a>, Decline> {
         let mut fields = v.obj()?;
-        let (mut id, mut from) = (None, 0);
         // The writer's keys, in its order: `id`, then `hash` (not read).
-        while let Some((key, v)) = fields.next_known(&[r#""id":"#, r#""hash":"#], &mut from)? {
+        const KEYS: &[Key] = &[Key::new(r#""id":"#), Key::new(r#""hash":"#)];
+        let (mut id, mut from) = (None, 0);
+        while let Some((key, v)) = fields.next_known(KEYS, &mut from)? {
             if key == Some(0) {
                 if id.is_some() {
                     return Err(Decline);
@@ -99,27 +100,27 @@ impl<'a> Rec<'a> {
         const SKIP: u32 = u32::MAX;
         // The keys in the order the writer writes them (see
         // `audit::chain`), with the field of each (`SKIP`: not read here).
-        const KEYS: &[&str] = &[
-            r#""ts":"#,
-            r#""seq":"#,
-            r#""type":"#,
-            r#""host":"#,
-            r#""client":"#,
-            r#""layer":"#,
-            r#""name":"#,
-            r#""qtype":"#,
-            r#""dst":"#,
-            r#""dport":"#,
-            r#""action":"#,
-            r#""category":"#,
-            r#""rule":"#,
-            r#""phase":"#,
-            r#""policy":"#,
-            r#""count":"#,
-            r#""first_ts":"#,
-            r#""last_ts":"#,
-            r#""prev_hash":"#,
-            r#""hash":"#,
+        const KEYS: &[Key] = &[
+            Key::new(r#""ts":"#),
+            Key::new(r#""seq":"#),
+            Key::new(r#""type":"#),
+            Key::new(r#""host":"#),
+            Key::new(r#""client":"#),
+            Key::new(r#""layer":"#),
+            Key::new(r#""name":"#),
+            Key::new(r#""qtype":"#),
+            Key::new(r#""dst":"#),
+            Key::new(r#""dport":"#),
+            Key::new(r#""action":"#),
+            Key::new(r#""category":"#),
+            Key::new(r#""rule":"#),
+            Key::new(r#""phase":"#),
+            Key::new(r#""policy":"#),
+            Key::new(r#""count":"#),
+            Key::new(r#""first_ts":"#),
+            Key::new(r#""last_ts":"#),
+            Key::new(r#""prev_hash":"#),
+            Key::new(r#""hash":"#),
         ];
         const FIELDS: &[u32] = &[TS, 1, KIND, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, SKIP, 16, SKIP, SKIP];
         let mut fields = json::object(line)?;
