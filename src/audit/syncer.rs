@@ -68,30 +68,26 @@ impl Syncer {
 
     /// The finished job's result, if one finished since the last call.
     pub fn finished(&mut self) -> Option<io::Result<()>> {
+        self.result(false)
+    }
+
+    /// Waits for the running job, if any, and returns its result.
+    pub fn wait(&mut self) -> Option<io::Result<()>> {
+        self.result(true)
+    }
+
+    fn result(&mut self, block: bool) -> Option<io::Result<()>> {
         if !self.busy {
             return None;
         }
-        match self.done.try_recv() {
+        let got = if block { self.done.recv().map_err(|_| TryRecvError::Disconnected) } else { self.done.try_recv() };
+        match got {
             Ok(result) => {
                 self.busy = false;
                 Some(result)
             }
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::Disconnected) => self.gone(),
-        }
-    }
-
-    /// Waits for the running job, if any, and returns its result.
-    pub fn wait(&mut self) -> Option<io::Result<()>> {
-        if !self.busy {
-            return None;
-        }
-        match self.done.recv() {
-            Ok(result) => {
-                self.busy = false;
-                Some(result)
-            }
-            Err(_) => self.gone(),
         }
     }
 
