@@ -51,6 +51,30 @@ fn grow_receive_buffer(socket: &std::net::UdpSocket) {
     }
 }
 
+// `IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`, which nix does not name (its
+// own macro defines them, so the unsafe `setsockopt` call stays in nix).
+use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+sockopt_impl!(IpMtuDiscover, Both, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::c_int);
+sockopt_impl!(Ipv6MtuDiscover, Both, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::c_int);
+
+/// UDP answers go out with DF set and are never fragmented, whatever path
+/// MTU an ICMP message claims (`IP_PMTUDISC_PROBE`): they are at most 1232
+/// bytes (the EDNS limit the server enforces), which fits any link's MTU,
+/// and fragmented DNS answers are what off-path cache-poisoning attacks
+/// forge (draft-ietf-dnsop-avoid-fragmentation). It also spares the
+/// kernel the shared IP-ID generator it runs for every fragmentable
+/// datagram. Best effort: without it the kernel's default stands.
+fn never_fragment(socket: &std::net::UdpSocket, v6: bool) {
+    use nix::sys::socket::setsockopt;
+    // An IPv6 socket answers IPv4 clients (mapped addresses) through the
+    // IPv4 option, so it gets both; that one may fail on a v6-only socket.
+    let v4 = setsockopt(socket, IpMtuDiscover, &libc::IP_PMTUDISC_PROBE);
+    let set = if v6 { setsockopt(socket, Ipv6MtuDiscover, &libc::IPV6_PMTUDISC_PROBE) } else { v4 };
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "cannot set DF on UDP answers");
+    }
+}
+
 impl StdListeners {
     /// Bind UDP and TCP on each address (TCP takes UDP's port for port 0).
     pub fn bind(addrs: &[SocketAddr]) -> Result<StdListeners, ServerError> {
@@ -61,6 +85,7 @@ impl StdListeners {
         for &addr in addrs {
             let udp = std::net::UdpSocket::bind(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
             grow_receive_buffer(&udp);
+            never_fragment(&udp, addr.is_ipv6());
             let bound = udp.local_addr().map_err(|source| ServerError::BindUdp { addr, source })?;
             let tcp =
                 std::net::TcpListener::bind(bound).map_err(|source| ServerError::BindTcp { addr: bound, source })?;
@@ -228,6 +253,23 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, ctx: &TcpContex
         framed.extend_from_slice(&reply);
         if stream.write_all(&framed).await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::socket::getsockopt;
+
+    use super::*;
+
+    #[test]
+    fn udp_answers_are_sent_with_df_and_never_fragmented() {
+        let v4 = StdListeners::bind(&["127.0.0.1:0".parse().unwrap()]).unwrap();
+        assert_eq!(getsockopt(&v4.udp[0], IpMtuDiscover).unwrap(), libc::IP_PMTUDISC_PROBE);
+        // IPv6 loopback may be missing in a minimal container.
+        if let Ok(v6) = StdListeners::bind(&["[::1]:0".parse().unwrap()]) {
+            assert_eq!(getsockopt(&v6.udp[0], Ipv6MtuDiscover).unwrap(), libc::IPV6_PMTUDISC_PROBE);
         }
     }
 }
