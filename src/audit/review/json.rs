@@ -12,9 +12,11 @@
 //! would reject (duplicate or missing fields, a wrong type).
 //!
 //! A caller that knows the writer's keys and their order reads fields with
-//! [`Fields::next_known`]: the next key is compared in place with the ones
+//! [`Fields::next_key`]: the next key is compared in place with the ones
 //! the writer would write next ([`Key`]: 16 bytes at once), and only a key
-//! elsewhere is searched for and matched as text. Either way the field
+//! elsewhere is searched for and matched as text; the value is then read
+//! as the type the caller wants ([`Fields::str`], [`Fields::num`], a nested
+//! object in place by [`Fields::object`]) or skipped. Either way the field
 //! read is the same.
 
 /// Objects nest at most this deep; deeper ones are declined.
@@ -49,6 +51,7 @@ impl<'a> Value<'a> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn obj(self) -> Result<Fields<'a>, Decline> {
         match self {
             Value::Obj(s) => Fields::of(s),
@@ -57,7 +60,19 @@ impl<'a> Value<'a> {
     }
 }
 
+/// What [`Fields::next_key`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// The closing brace: no more fields.
+    End,
+    /// The key `keys[i]`; its value is next.
+    Known(usize),
+    /// Another key; its value is next.
+    Other,
+}
+
 /// The fields of one object, in order.
+#[derive(Clone)]
 pub(crate) struct Fields<'a> {
     text: &'a str,
     pos: usize,
@@ -92,6 +107,7 @@ impl<'a> Fields<'a> {
         Ok(Fields { text, pos: 1, first: true, done: false, depth })
     }
 
+    #[inline(always)]
     fn byte(&self) -> Result<u8, Decline> {
         self.text.as_bytes().get(self.pos).copied().ok_or(Decline)
     }
@@ -107,19 +123,19 @@ impl<'a> Fields<'a> {
         Ok(Some((key, value)))
     }
 
-    /// The next field as [`Fields::next_field`] gives it, its key looked up
-    /// in `keys` (each written `"key":`, in the order the writer writes
-    /// them): `Some(i)` for `keys[i]`, `None` for any other key. The keys
-    /// from `*from` on are tried first against the text itself, so a key
-    /// where the writer puts it is read without searching for its closing
-    /// quote; `*from` then moves past the key found.
-    pub(crate) fn next_known(
-        &mut self,
-        keys: &[Key],
-        from: &mut usize,
-    ) -> Result<Option<(Option<usize>, Value<'a>)>, Decline> {
+    /// The next key, looked up in `keys` (each written `"key":`, in the
+    /// order the writer writes them): [`Next::Known`] for `keys[i]`,
+    /// [`Next::Other`] for any other key; either way the value is next, to
+    /// be read by [`Fields::str`], [`Fields::num`], [`Fields::object`] or
+    /// [`Fields::skip`]. The keys from `*from` on are tried first against
+    /// the text itself, so a key where the writer puts it is read without
+    /// searching for its closing quote; `*from` then moves past the key
+    /// found. What it reads is what [`Fields::next_field`] reads; the
+    /// result is a small value, returned in registers.
+    #[inline(always)]
+    pub(crate) fn next_key(&mut self, keys: &[Key], from: &mut usize) -> Result<Next, Decline> {
         if !self.separator()? {
-            return Ok(None);
+            return Ok(Next::End);
         }
         let rest = self.text.as_bytes().get(self.pos..).ok_or(Decline)?;
         let head = rest.first_chunk::<16>().map(|b| u128::from_le_bytes(*b));
@@ -135,15 +151,56 @@ impl<'a> Fields<'a> {
                 keys.iter().position(|k| k.name() == Some(key))
             }
         };
-        if let Some(i) = known {
-            *from = i + 1;
+        Ok(match known {
+            Some(i) => {
+                *from = i + 1;
+                Next::Known(i)
+            }
+            None => Next::Other,
+        })
+    }
+
+    /// The next value, which must be a string.
+    #[inline(always)]
+    pub(crate) fn str(&mut self) -> Result<&'a str, Decline> {
+        self.string()
+    }
+
+    /// The next value, which must be a number.
+    #[inline(always)]
+    pub(crate) fn num(&mut self) -> Result<u64, Decline> {
+        match self.byte()? {
+            b'0'..=b'9' => self.number(),
+            _ => Err(Decline),
         }
-        let value = self.value()?;
-        Ok(Some((known, value)))
+    }
+
+    /// Reads past the next value, checking it.
+    #[inline(always)]
+    pub(crate) fn skip(&mut self) -> Result<(), Decline> {
+        match self.byte()? {
+            b'"' => self.string().map(drop),
+            _ => self.value().map(drop),
+        }
+    }
+
+    /// The next value, which must be an object, read in place by `read`
+    /// (from its first field); whatever fields `read` leaves are checked,
+    /// and reading goes on after the object's closing brace. The object is
+    /// scanned once, not once to find its end and again to read it.
+    #[inline]
+    pub(crate) fn object<T>(&mut self, read: impl FnOnce(&mut Fields<'a>) -> Result<T, Decline>) -> Result<T, Decline> {
+        let rest = self.text.get(self.pos..).ok_or(Decline)?;
+        let mut inner = Fields::nested(rest, self.depth + 1)?;
+        let got = read(&mut inner)?;
+        inner.finish()?;
+        self.pos += inner.pos;
+        Ok(got)
     }
 
     /// Reads the separator before the next field: `false` after the
     /// closing brace (at the top level it must end the text).
+    #[inline(always)]
     fn separator(&mut self) -> Result<bool, Decline> {
         if self.done {
             return Ok(false);
@@ -178,6 +235,7 @@ impl<'a> Fields<'a> {
         Ok(())
     }
 
+    #[inline(always)]
     fn string(&mut self) -> Result<&'a str, Decline> {
         if self.byte()? != b'"' {
             return Err(Decline);
@@ -207,6 +265,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Digits only; a leading zero only as `0` itself; within `u64`.
+    #[inline(always)]
     fn number(&mut self) -> Result<u64, Decline> {
         let digits = self.text.as_bytes().get(self.pos..).ok_or(Decline)?;
         let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -268,9 +327,20 @@ impl Key {
     }
 }
 
-/// Position of the first `"` in `bytes`, eight bytes at a time: the
-/// strings of a line are short, too short for `memchr`'s set-up to pay.
+/// Position of the first `"` in `bytes`. On x86-64 by `memchr`'s SSE2
+/// searcher, inlined (no call, no dispatch): the rest of a line is nearly
+/// always 16 bytes or more, and one compare of the first 16 finds the end
+/// of most strings; elsewhere eight bytes at a time.
 fn find_quote(bytes: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(quote) = memchr::arch::x86_64::sse2::memchr::One::new(b'"') {
+        return quote.find(bytes);
+    }
+    find_quote_by_words(bytes)
+}
+
+/// [`find_quote`] eight bytes at a time.
+fn find_quote_by_words(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
@@ -391,8 +461,10 @@ mod tests {
                 }
                 bytes.iter_mut().skip(at + 2).for_each(|b| *b = 0x80 + (*b % 3));
                 assert_eq!(find_quote(&bytes), Some(at), "{len} {at}");
+                assert_eq!(find_quote_by_words(&bytes), Some(at), "{len} {at}");
             }
             assert_eq!(find_quote(&vec![0xa2; len]), None);
+            assert_eq!(find_quote_by_words(&vec![0xa2; len]), None);
         }
     }
 
@@ -423,8 +495,14 @@ mod tests {
             let known = (|| {
                 let mut f = object(line.as_bytes())?;
                 let (mut out, mut from) = (Vec::new(), 0);
-                while let Some((i, v)) = f.next_known(KEYS, &mut from)? {
-                    out.push((i, v));
+                loop {
+                    let i = match f.next_key(KEYS, &mut from)? {
+                        Next::End => break,
+                        Next::Known(i) => Some(i),
+                        Next::Other => None,
+                    };
+                    typed_reads_agree(&f);
+                    out.push((i, f.value()?));
                 }
                 Ok(out)
             })();
@@ -433,6 +511,71 @@ mod tests {
                 fields.into_iter().map(|(k, v)| (name(k), v)).collect::<Vec<_>>()
             });
             assert_eq!(known, want, "{line}");
+        }
+    }
+
+    /// Each typed read of the value at `f` reads what [`Fields::value`]
+    /// does, or declines if the value is of another type, and leaves the
+    /// fields at the same place.
+    fn typed_reads_agree(f: &Fields<'_>) {
+        let mut plain = f.clone();
+        let want = plain.value();
+        let after = |f: &Fields<'_>| f.pos;
+        let mut g = f.clone();
+        let got = g.str();
+        assert_eq!(got, want.and_then(Value::str));
+        if got.is_ok() {
+            assert_eq!(after(&g), after(&plain));
+        }
+        let mut g = f.clone();
+        let got = g.num();
+        assert_eq!(got, want.and_then(Value::num));
+        if got.is_ok() {
+            assert_eq!(after(&g), after(&plain));
+        }
+        let mut g = f.clone();
+        let got = g.object(|inner| {
+            let mut fields = Vec::new();
+            while let Some(kv) = inner.next_field()? {
+                fields.push(kv);
+            }
+            Ok(fields)
+        });
+        let whole = want.and_then(|v| {
+            let mut inner = v.obj()?;
+            let mut fields = Vec::new();
+            while let Some(kv) = inner.next_field()? {
+                fields.push(kv);
+            }
+            Ok(fields)
+        });
+        assert_eq!(got, whole);
+        if got.is_ok() {
+            assert_eq!(after(&g), after(&plain));
+        }
+        let mut g = f.clone();
+        assert_eq!(g.skip(), want.map(drop));
+        if want.is_ok() {
+            assert_eq!(after(&g), after(&plain));
+        }
+    }
+
+    /// A nested object read only in part by [`Fields::object`] is still
+    /// checked to its end, and reading goes on after it.
+    #[test]
+    fn objects_read_in_part_are_checked_whole() {
+        let first = |line: &str| {
+            let mut f = object(line.as_bytes())?;
+            let mut from = 0;
+            assert_eq!(f.next_key(&[Key::new("\"p\":")], &mut from)?, Next::Known(0));
+            let id = f.object(|inner| Ok(inner.next_field()?.map(|(k, _)| k.to_owned())))?;
+            let rest = f.next_field()?.map(|(k, _)| k.to_owned());
+            Ok::<_, Decline>((id, rest, f.next_field()?.is_none()))
+        };
+        assert_eq!(first(r#"{"p":{"a":1,"b":{"c":"d"}},"q":2}"#), Ok((Some("a".into()), Some("q".into()), true)));
+        assert_eq!(first(r#"{"p":{},"q":2}"#), Ok((None, Some("q".into()), true)));
+        for bad in [r#"{"p":{"a":1,"b":},"q":2}"#, r#"{"p":{"a":1,"b":1 },"q":2}"#, r#"{"p":{"a":1"#, r#"{"p":1}"#] {
+            assert_eq!(first(bad), Err(Decline), "{bad}");
         }
     }
 

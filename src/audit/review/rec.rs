@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::json::{self, Decline, Key, Seen};
+use super::json::{self, Decline, Key, Next, Seen};
 use crate::audit::chain::format_ts;
 
 /// The fields of a line that reviews use. Unknown fields are skipped.
@@ -62,17 +62,17 @@ pub struct PolicyView<'a> {
 }
 
 impl<'a> PolicyView<'a> {
-    fn fast(v: json::Value<'a>) -> Result<PolicyView<'a>, Decline> {
-        let mut fields = v.obj()?;
+    /// Reads the object `fields` is at the start of, in place.
+    fn fast(fields: &mut json::Fields<'a>) -> Result<PolicyView<'a>, Decline> {
         // The writer's keys, in its order: `id`, then `hash` (not read).
         const KEYS: &[Key] = &[Key::new(r#""id":"#), Key::new(r#""hash":"#)];
         let (mut id, mut from) = (None, 0);
-        while let Some((key, v)) = fields.next_known(KEYS, &mut from)? {
-            if key == Some(0) {
-                if id.is_some() {
-                    return Err(Decline);
-                }
-                id = Some(Cow::Borrowed(v.str()?));
+        loop {
+            match fields.next_key(KEYS, &mut from)? {
+                Next::End => break,
+                Next::Known(0) if id.is_none() => id = Some(Cow::Borrowed(fields.str()?)),
+                Next::Known(0) => return Err(Decline),
+                _ => fields.skip()?,
             }
         }
         id.map(|id| PolicyView { id }).ok_or(Decline)
@@ -97,6 +97,7 @@ impl<'a> Rec<'a> {
     pub(super) fn fast(line: &'a [u8]) -> Result<Rec<'a>, Decline> {
         const TS: u32 = 0;
         const KIND: u32 = 2;
+        const POLICY: u32 = 14;
         const SKIP: u32 = u32::MAX;
         // The keys in the order the writer writes them (see
         // `audit::chain`), with the field of each (`SKIP`: not read here).
@@ -122,7 +123,7 @@ impl<'a> Rec<'a> {
             Key::new(r#""prev_hash":"#),
             Key::new(r#""hash":"#),
         ];
-        const FIELDS: &[u32] = &[TS, 1, KIND, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, SKIP, 16, SKIP, SKIP];
+        const FIELDS: &[u32] = &[TS, 1, KIND, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, POLICY, 15, SKIP, 16, SKIP, SKIP];
         let mut fields = json::object(line)?;
         let mut seen = Seen::default();
         let mut r = Rec {
@@ -144,34 +145,45 @@ impl<'a> Rec<'a> {
             count: None,
             last_ts: None,
         };
-        let text = |v: json::Value<'a>| v.str().map(Cow::Borrowed);
-        let some_text = |v: json::Value<'a>| v.str().map(|s| Some(Cow::Borrowed(s)));
-        let ip = |v: json::Value<'a>| v.str()?.parse::<IpAddr>().map(Some).map_err(|_| Decline);
         let mut from = 0;
-        while let Some((key, v)) = fields.next_known(KEYS, &mut from)? {
-            let Some(&field) = key.and_then(|i| FIELDS.get(i)) else { continue };
+        loop {
+            let field = match fields.next_key(KEYS, &mut from)? {
+                Next::End => break,
+                Next::Known(i) => FIELDS.get(i).copied().unwrap_or(SKIP),
+                Next::Other => SKIP,
+            };
             if field == SKIP {
+                fields.skip()?;
                 continue;
             }
             seen.mark(field)?;
+            let ip = |s: &str| s.parse::<IpAddr>().map(Some).map_err(|_| Decline);
             match field {
-                TS => r.ts = text(v)?,
-                1 => r.seq = v.num()?,
-                KIND => r.kind = text(v)?,
-                3 => r.host = text(v)?,
-                4 => r.client = ip(v)?,
-                5 => r.layer = some_text(v)?,
-                6 => r.name = some_text(v)?,
-                7 => r.qtype = some_text(v)?,
-                8 => r.dst = ip(v)?,
-                9 => r.dport = Some(u16::try_from(v.num()?).map_err(|_| Decline)?),
-                10 => r.action = some_text(v)?,
-                11 => r.category = some_text(v)?,
-                12 => r.rule = some_text(v)?,
-                13 => r.phase = some_text(v)?,
-                15 => r.count = Some(v.num()?),
-                16 => r.last_ts = some_text(v)?,
-                _ => r.policy = Some(PolicyView::fast(v)?),
+                1 => r.seq = fields.num()?,
+                9 => r.dport = Some(u16::try_from(fields.num()?).map_err(|_| Decline)?),
+                15 => r.count = Some(fields.num()?),
+                POLICY => r.policy = Some(fields.object(PolicyView::fast)?),
+                _ => {
+                    // Every other field is a string, read by one copy of
+                    // the (inlined) string scan.
+                    let s = fields.str()?;
+                    match field {
+                        TS => r.ts = Cow::Borrowed(s),
+                        KIND => r.kind = Cow::Borrowed(s),
+                        3 => r.host = Cow::Borrowed(s),
+                        4 => r.client = ip(s)?,
+                        5 => r.layer = Some(Cow::Borrowed(s)),
+                        6 => r.name = Some(Cow::Borrowed(s)),
+                        7 => r.qtype = Some(Cow::Borrowed(s)),
+                        8 => r.dst = ip(s)?,
+                        10 => r.action = Some(Cow::Borrowed(s)),
+                        11 => r.category = Some(Cow::Borrowed(s)),
+                        12 => r.rule = Some(Cow::Borrowed(s)),
+                        13 => r.phase = Some(Cow::Borrowed(s)),
+                        16 => r.last_ts = Some(Cow::Borrowed(s)),
+                        _ => {}
+                    }
+                }
             }
         }
         if !(seen.has(TS) && seen.has(KIND)) {
