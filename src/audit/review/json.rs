@@ -241,9 +241,12 @@ impl<'a> Fields<'a> {
             return Err(Decline);
         }
         let start = self.pos + 1;
-        let len = find_quote(self.text.as_bytes().get(start..).ok_or(Decline)?).ok_or(Decline)?;
+        // Cut at a quote, both ends are char boundaries; cut as two
+        // one-sided slices, each a check inlined.
+        let rest = self.text.get(start..).ok_or(Decline)?;
+        let len = find_quote(rest.as_bytes()).ok_or(Decline)?;
         self.pos = start + len + 1;
-        self.text.get(start..start + len).ok_or(Decline)
+        rest.get(..len).ok_or(Decline)
     }
 
     fn value(&mut self) -> Result<Value<'a>, Decline> {
