@@ -14,6 +14,8 @@ mod counting;
 mod fast;
 mod fuzz;
 mod handler;
+#[doc(hidden)]
+pub mod harness;
 pub mod ratelimit;
 mod server;
 mod udp;

@@ -1,0 +1,140 @@
+//! In-process harness of the UDP fast path for `benches/dns.rs` (not an
+//! API): a handler over a policy, a worker's answer cache holding answers
+//! for given names, and [`FastPath::run`], which feeds datagrams through
+//! the fast path a batch at a time as a UDP worker does after its
+//! `recvmmsg` (one clock read per batch), minus the sockets. It measures
+//! the user-space cost of a query without the kernel's UDP path, which is
+//! most of a dnsperf run's time and most of its noise.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::answer::BlockMode;
+use super::cache::{AnswerCache, CacheKey, Fill};
+use super::fast::Fast;
+use super::handler::{Handler, HandlerConfig, policy_id};
+use super::upstream::Upstream;
+use super::wire;
+use crate::audit::AuditHandle;
+use crate::policy::Policy;
+use crate::time::Now;
+
+/// A handler, a worker's cache and a worker's output buffers.
+pub struct FastPath {
+    handler: Handler,
+    cache: AnswerCache,
+    outs: Vec<Vec<u8>>,
+}
+
+impl FastPath {
+    /// `policy` decides (the daemon's defaults otherwise: NXDOMAIN, a 1 s
+    /// repeat window, loopback clients); contacts go to `audit`; the cache
+    /// holds an A and an AAAA answer (TTL one day) for every `cached` name.
+    pub fn new(policy: Policy, audit: AuditHandle, cached: &[String]) -> FastPath {
+        let policy = Arc::new(ArcSwap::from_pointee(policy));
+        let config = HandlerConfig {
+            block_response: BlockMode::Nxdomain,
+            allowed_clients: vec!["127.0.0.0/8".parse().unwrap_or_else(|_| unreachable!())],
+            blocked_ttl: 60,
+            log_allowed: false,
+            canary_nxdomain: true,
+            ddr_nodata: true,
+            aggregate_window_ms: 1_000,
+        };
+        let pid = policy_id(&policy.load());
+        // Never asked: every query the harness sends is decided or cached.
+        let discard = [SocketAddr::from((Ipv4Addr::LOCALHOST, 9))];
+        let upstream = Upstream::new(&discard, Duration::from_millis(1), 16).unwrap_or_else(|_| unreachable!());
+        let handler = Handler::new(policy, upstream, audit, config);
+        let mut cache = AnswerCache::new(2 * cached.len() + 1);
+        let now = Instant::now();
+        for name in cached {
+            for (qtype, rdata) in [(wire::TYPE_A, &[198, 18, 0, 1][..]), (wire::TYPE_AAAA, &[0xfd; 16][..])] {
+                if let Some(fill) = fill(name, qtype, rdata, pid, now) {
+                    cache.insert(fill, now);
+                }
+            }
+        }
+        FastPath { handler, cache, outs: Vec::new() }
+    }
+
+    /// Runs `datagrams` from `client` through the fast path, `batch` at a
+    /// time; returns how many it answered.
+    pub fn run(&mut self, datagrams: &[Vec<u8>], batch: usize, client: IpAddr) -> usize {
+        let batch = batch.clamp(1, super::udp::BATCH);
+        self.outs.resize_with(batch, || Vec::with_capacity(1232));
+        let mut answered = 0;
+        for chunk in datagrams.chunks(batch) {
+            let now = Now::read();
+            for (bytes, out) in chunk.iter().zip(self.outs.iter_mut()) {
+                answered +=
+                    usize::from(self.handler.fast_answer(bytes, client, now, &mut self.cache, out) == Fast::Answered);
+            }
+        }
+        answered
+    }
+
+    /// The fast path's answer to one datagram; `None`: for the full path.
+    pub fn answer(&mut self, datagram: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let fast = self.handler.fast_answer(datagram, client, Now::read(), &mut self.cache, &mut out);
+        (fast == Fast::Answered).then_some(out)
+    }
+}
+
+/// A query datagram for `name` (ASCII, dotted) and `qtype`, with EDNS.
+pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    // OPT: root, type 41, payload 1232, no flags, no options.
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    q
+}
+
+/// The cache fill of an answer to `query(_, name, qtype)`: one record.
+fn fill(name: &str, qtype: u16, rdata: &[u8], policy: usize, now: Instant) -> Option<Fill> {
+    let mut response = query(0, name, qtype);
+    response.truncate(response.len() - 11);
+    response[2] = 0x81;
+    response[3] = 0x80;
+    response[7] = 1; // ANCOUNT
+    response[11] = 1; // ARCOUNT: the OPT
+    wire::record(&mut response, qtype, 86_400, rdata);
+    response.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    let question_end = wire::question_end(&response)?;
+    let ttl_offsets = wire::ttl_offsets(&response, question_end)?;
+    let key = CacheKey::new(name.to_ascii_lowercase().as_bytes(), qtype, 1);
+    Some(Fill { key, response, question_end, ttl_offsets, valid_until: None, policy, created: now })
+}
+
+/// The loopback client.
+pub const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_harness_answers_like_a_worker_blocked_and_cached_names_but_not_the_rest() {
+        let policy = crate::policy::builtin().unwrap();
+        let mut fast = FastPath::new(policy, AuditHandle::disabled(), &["h1.allowed.test".to_owned()]);
+        let rcode = |answer: &[u8]| answer[3] & 0x0f;
+        let blocked = fast.answer(&query(1, "s10.upd.kaspersky.com", wire::TYPE_A), CLIENT).unwrap();
+        assert_eq!(rcode(&blocked), wire::RCODE_NXDOMAIN);
+        let cached = fast.answer(&query(0xabcd, "H1.allowed.test", wire::TYPE_AAAA), CLIENT).unwrap();
+        assert_eq!((&cached[..2], rcode(&cached), cached[7]), (&[0xab, 0xcd][..], wire::RCODE_NOERROR, 1));
+        assert_eq!(fast.answer(&query(2, "h2.allowed.test", wire::TYPE_A), CLIENT), None, "not cached");
+        let queries = [query(3, "s10.upd.kaspersky.com", wire::TYPE_AAAA), query(4, "h1.allowed.test", wire::TYPE_A)];
+        assert_eq!(fast.run(&queries, 32, CLIENT), 2);
+    }
+}
