@@ -13,6 +13,7 @@ use super::answer::BlockMode;
 use super::cache::AnswerCache;
 use super::handler::{Handler, policy_id};
 use super::wire::{self, Query};
+use crate::matcher::NameBuf;
 use crate::metrics::QueryResult;
 use crate::policy::{Action, Policy, Verdict};
 use crate::time::Now;
@@ -37,7 +38,8 @@ impl Handler {
         cache: &mut AnswerCache,
         out: &mut Vec<u8>,
     ) -> Fast {
-        let Some(q) = wire::parse_query(buf) else { return Fast::Slow { recorded: false } };
+        let mut name = NameBuf::new();
+        let Some(q) = wire::parse_query(buf, &mut name) else { return Fast::Slow { recorded: false } };
         if !self.client_allowed(client) {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);
             wire::begin(out, &q, wire::RCODE_REFUSED, 0, 0);
@@ -46,10 +48,10 @@ impl Handler {
             return Fast::Answered;
         }
         let policy = self.policy.load();
-        let verdict = policy.decide_normalized(q.name.as_bytes(), now.ms);
+        let verdict = policy.decide_normalized(name.as_bytes(), now.ms);
         // Checked first so an unlogged query allocates nothing.
         let logged = (verdict.action.is_logged() || self.config.log_allowed) && {
-            let name = Some(q.name.as_str());
+            let name = Some(name.as_str());
             let qtype = RecordType::from(q.qtype);
             self.log_contact(&policy, Sighting { client, name, qtype, verdict: &verdict, via: None, now: now.ms })
         };
@@ -61,7 +63,7 @@ impl Handler {
         }
         let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
         let pid = policy_id(&policy);
-        let hit = cache.answer(q.name.as_bytes(), q.qtype, flags, &q, pid, now.instant, now.ms, out);
+        let hit = cache.answer(name.as_bytes(), q.qtype, flags, &q, pid, now.instant, now.ms, out);
         self.metrics.answer_cache(hit);
         if hit {
             self.stats.queries.fetch_add(1, Ordering::Relaxed);

@@ -70,7 +70,8 @@ pub fn request(bytes: &[u8]) {
         let mut out = Vec::new();
         for client in CLIENTS {
             if handler.fast_answer(bytes, client, crate::time::Now::read(), cache, &mut out) == Fast::Answered {
-                let q = wire::parse_query(bytes).expect("the fast path answered what it could not parse");
+                let mut name = crate::matcher::NameBuf::new();
+                let q = wire::parse_query(bytes, &mut name).expect("the fast path answered what it could not parse");
                 check_response(bytes, &out, Some(q.udp_limit()));
             }
             full(handler, bytes, client, cache, true);
@@ -117,11 +118,12 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
     let policy = fill.policy;
     cache.insert(fill, Instant::now());
     // A repeat of the query, answered from what was just cached.
-    if let Some(q) = wire::parse_query(bytes) {
+    let mut name = crate::matcher::NameBuf::new();
+    if let Some(q) = wire::parse_query(bytes, &mut name) {
         let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
         let mut out = Vec::new();
         let now = crate::time::now_ms();
-        if cache.answer(q.name.as_bytes(), q.qtype, flags, &q, policy, Instant::now(), now, &mut out) {
+        if cache.answer(name.as_bytes(), q.qtype, flags, &q, policy, Instant::now(), now, &mut out) {
             check_response(bytes, &out, Some(q.udp_limit()));
         }
     }

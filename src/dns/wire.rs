@@ -30,7 +30,6 @@ pub struct Query<'a> {
     pub id: u16,
     pub recursion_desired: bool,
     pub checking_disabled: bool,
-    pub name: NameBuf,
     pub qtype: u16,
     /// The question section exactly as sent (echoed in answers).
     pub question: &'a [u8],
@@ -50,14 +49,16 @@ fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
 
 /// Parse a plain query: QR=0, opcode QUERY, one IN question without
 /// compression, no answer or authority records, at most an OPT (version 0)
-/// as additional record, nothing after it.
-pub fn parse_query(buf: &[u8]) -> Option<Query<'_>> {
+/// as additional record, nothing after it. The question's name goes to
+/// `name` (normalised), written in place rather than returned: the parsed
+/// query stays a few words, and nothing 254 bytes long is moved.
+pub fn parse_query<'a>(buf: &'a [u8], name: &mut NameBuf) -> Option<Query<'a>> {
     let flags = u16_at(buf, 2)?;
     let counts = (u16_at(buf, 4)?, u16_at(buf, 6)?, u16_at(buf, 8)?, u16_at(buf, 10)?);
     if flags & 0xf800 != 0 || counts.0 != 1 || counts.1 != 0 || counts.2 != 0 || counts.3 > 1 {
         return None;
     }
-    let (name, end) = read_name(buf, HEADER)?;
+    let end = read_name(buf, HEADER, name)?;
     let qtype = u16_at(buf, end)?;
     if u16_at(buf, end + 2)? != CLASS_IN || matches!(qtype, TYPE_OPT | TYPE_AXFR | TYPE_IXFR) {
         return None;
@@ -72,46 +73,57 @@ pub fn parse_query(buf: &[u8]) -> Option<Query<'_>> {
         id: u16_at(buf, 0)?,
         recursion_desired: flags & 0x0100 != 0,
         checking_disabled: flags & 0x0010 != 0,
-        name,
         qtype,
         question: buf.get(HEADER..qend)?,
         edns,
     })
 }
 
-/// An uncompressed name of printable labels, lowercased and dotted.
-fn read_name(buf: &[u8], mut at: usize) -> Option<(NameBuf, usize)> {
-    let mut out = [0u8; 253];
-    let mut len = 0usize;
+/// An uncompressed name of printable labels at `start`, lowercased and
+/// dotted into `name`; returns where it ends. Whole-name passes instead of
+/// a loop per byte: the label lengths are walked, the labels copied at
+/// once (length bytes where the dots go), and the bytes checked and
+/// lowercased in two passes the compiler vectorises.
+fn read_name(buf: &[u8], start: usize, name: &mut NameBuf) -> Option<usize> {
+    // The zero length that ends the name; labels of at most 63 bytes.
+    let mut at = start;
     loop {
         let l = usize::from(*buf.get(at)?);
-        at += 1;
         if l == 0 {
             break;
         }
-        if l > 63 || len + l + usize::from(len > 0) > out.len() {
+        if l > 63 {
             return None;
         }
-        if len > 0 {
-            out[len] = b'.';
-            len += 1;
-        }
-        let label = buf.get(at..at + l)?;
-        let bad = label.iter().fold(false, |acc, &b| acc | !(0x21..=0x7e).contains(&b) | (b == b'.') | (b == b'\\'));
+        at += 1 + l;
+    }
+    // `span`: the labels with the length bytes between them (not the first).
+    let span = buf.get(start + 1..at)?;
+    let written = name.write_normalized(|out| {
+        let out = out.get_mut(..span.len()).filter(|o| !o.is_empty())?;
+        out.copy_from_slice(span);
+        // The length byte before each label after the first, as offsets in
+        // `out`. Where a dot goes, a byte that passes the check for now (a
+        // length of 46 is a '.').
+        let dots = |out: &mut [u8], dot: u8| {
+            let mut i = usize::from(buf[start]);
+            while i < span.len() {
+                let next = usize::from(span[i]);
+                out[i] = dot;
+                i += 1 + next;
+            }
+        };
+        dots(out, b'a');
+        let bad = out.iter().fold(false, |acc, &b| acc | !(0x21..=0x7e).contains(&b) | (b == b'.') | (b == b'\\'));
         if bad {
             return None;
         }
-        for (dst, &b) in out[len..len + l].iter_mut().zip(label) {
-            *dst = b.to_ascii_lowercase();
-        }
-        len += l;
-        at += l;
-    }
-    if len == 0 {
-        return None;
-    }
-    // Printable ASCII, lowercased, no trailing dot: what `normalize` makes.
-    Some((NameBuf::from_normalized(out, len as u8), at))
+        out.make_ascii_lowercase();
+        dots(out, b'.');
+        // Printable ASCII, lowercased, no trailing dot: what `normalize` makes.
+        u8::try_from(out.len()).ok()
+    });
+    written.then_some(at + 1)
 }
 
 fn read_opt(buf: &[u8], at: usize) -> Option<Edns> {
@@ -235,8 +247,9 @@ mod tests {
     #[test]
     fn reads_plain_queries() {
         let q = query(b"\x03S10\x03upd\x09kaspersky\x03com\x00", 28, true);
-        let p = parse_query(&q).unwrap();
-        assert_eq!((p.id, p.name.as_str(), p.qtype), (0x1234, "s10.upd.kaspersky.com", 28));
+        let mut name = NameBuf::new();
+        let p = parse_query(&q, &mut name).unwrap();
+        assert_eq!((p.id, name.as_str(), p.qtype), (0x1234, "s10.upd.kaspersky.com", 28));
         assert_eq!(p.edns, Some(Edns { payload: 1232, dnssec_ok: true }));
         assert!(p.recursion_desired);
         assert_eq!(p.question.len(), q.len() - 12 - 11);
@@ -244,6 +257,7 @@ mod tests {
 
     #[test]
     fn leaves_unusual_queries_to_the_full_path() {
+        let parse_query = |q: &[u8]| parse_query(q, &mut NameBuf::new()).map(|p| p.qtype);
         assert!(parse_query(&query(b"\xc0\x0c", 1, false)).is_none(), "compression");
         assert!(parse_query(&query(b"\x00", 1, false)).is_none(), "root");
         assert!(parse_query(&query(b"\x03a.b\x00", 1, false)).is_none(), "dot inside a label");
@@ -254,10 +268,78 @@ mod tests {
         assert!(parse_query(&[0; 5]).is_none());
     }
 
+    /// The name reader before it worked on whole names: a label at a time,
+    /// each byte checked and lowercased on its own.
+    fn read_name_bytewise(buf: &[u8], mut at: usize) -> Option<(String, usize)> {
+        let mut out = String::new();
+        loop {
+            let l = usize::from(*buf.get(at)?);
+            at += 1;
+            if l == 0 {
+                break;
+            }
+            if l > 63 || out.len() + l + usize::from(!out.is_empty()) > 253 {
+                return None;
+            }
+            if !out.is_empty() {
+                out.push('.');
+            }
+            for &b in buf.get(at..at + l)? {
+                if !(0x21..=0x7e).contains(&b) || b == b'.' || b == b'\\' {
+                    return None;
+                }
+                out.push(char::from(b.to_ascii_lowercase()));
+            }
+            at += l;
+        }
+        (!out.is_empty()).then_some((out, at))
+    }
+
+    #[test]
+    fn reads_every_name_as_the_bytewise_reader_did() {
+        // Names built from label lengths that are themselves printable
+        // bytes ('.' is 46, '!' 33, '?' 63), bytes that are not allowed,
+        // uppercase, overlong names and labels, and cut-off buffers.
+        let mut state = 7u64;
+        let mut next = |n: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        };
+        let alphabet = b"aZz09-_.\\\x00\x7f\x20!~Q";
+        let mut names = 0;
+        for _ in 0..20_000 {
+            let mut wire = Vec::new();
+            for _ in 0..next(8) {
+                let l = match next(4) {
+                    0 => next(64) + 1,
+                    1 => [33, 46, 63, 64, 92][next(5) as usize],
+                    _ => next(12) + 1,
+                };
+                wire.push(l as u8);
+                for _ in 0..l {
+                    let b = if next(60) == 0 {
+                        alphabet[next(alphabet.len() as u64) as usize]
+                    } else {
+                        b'a' + next(26) as u8
+                    };
+                    wire.push(b);
+                }
+            }
+            wire.push(0);
+            let cut = if next(10) == 0 { next(wire.len() as u64 + 1) as usize } else { wire.len() };
+            let buf = &wire[..cut];
+            let mut name = NameBuf::new();
+            let ours = read_name(buf, 0, &mut name).map(|end| (name.as_str().to_owned(), end));
+            assert_eq!(ours, read_name_bytewise(buf, 0), "{buf:?}");
+            names += usize::from(ours.is_some());
+        }
+        assert!(names > 5_000, "enough valid names among the cases: {names}");
+    }
+
     #[test]
     fn walks_ttls_of_a_response() {
         let bytes = query(b"\x01a\x04test\x00", 1, true);
-        let q = parse_query(&bytes).unwrap();
+        let q = parse_query(&bytes, &mut NameBuf::new()).unwrap();
         let mut out = Vec::new();
         begin(&mut out, &q, RCODE_NOERROR, 1, 1);
         record(&mut out, TYPE_A, 300, &[198, 18, 0, 1]);

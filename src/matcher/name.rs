@@ -45,12 +45,14 @@ impl NameBuf {
         &self.buf[..usize::from(self.len)]
     }
 
-    /// A name a parser has already normalised: `bytes[..len]` is
-    /// lowercase printable ASCII without a trailing dot. Lets the DNS wire
-    /// parser fold labels in one pass instead of copying into `normalize`.
-    pub(crate) fn from_normalized(buf: [u8; MAX_NAME_LEN], len: u8) -> NameBuf {
-        debug_assert!(buf[..usize::from(len)].iter().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase()));
-        NameBuf { buf, len }
+    /// Lets a parser write a name in place (no 254-byte moves): `write`
+    /// gets the whole buffer and returns the name's length, after leaving
+    /// `buf[..len]` lowercase printable ASCII without a trailing dot, or
+    /// `None` (the buffer is then empty).
+    pub(crate) fn write_normalized(&mut self, write: impl FnOnce(&mut [u8; MAX_NAME_LEN]) -> Option<u8>) -> bool {
+        self.len = write(&mut self.buf).unwrap_or(0);
+        debug_assert!(self.as_bytes().iter().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase()));
+        self.len > 0
     }
 
     pub fn as_str(&self) -> &str {
