@@ -102,13 +102,18 @@ pub fn blocked(req: &Message, query: &Query, mode: BlockMode, ttl: u32, ede: u16
 }
 
 /// Encode `msg`, truncating to `limit` bytes (UDP) by dropping all records
-/// and setting TC so the client retries over TCP.
+/// and setting TC so the client retries over TCP. Never over `limit`: when
+/// the question section alone does not fit, it goes too.
 pub fn encode(msg: &Message, limit: Option<usize>) -> Option<Vec<u8>> {
     let bytes = msg.to_vec().ok()?;
-    match limit {
-        Some(limit) if bytes.len() > limit => msg.truncate().to_vec().ok(),
-        _ => Some(bytes),
+    let Some(limit) = limit.filter(|&l| bytes.len() > l) else { return Some(bytes) };
+    let mut truncated = msg.truncate();
+    let bytes = truncated.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
     }
+    truncated.queries.clear();
+    truncated.to_vec().ok().filter(|b| b.len() <= limit)
 }
 
 /// UDP payload the client accepts: 512 without EDNS, else its advertised
@@ -120,4 +125,28 @@ pub fn udp_limit(req: &Message) -> usize {
 /// UDP payload for a client that advertised `payload` (None: no EDNS).
 pub fn udp_limit_for(payload: Option<u16>) -> usize {
     payload.map_or(512, |p| usize::from(p.clamp(512, EDNS_PAYLOAD)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoded_udp_answer_never_exceeds_the_limit_even_when_its_questions_do() {
+        let mut req = Message::new(7, MessageType::Query, OpCode::Query);
+        // Names that share no label but the last two: compression saves little.
+        for i in 0..18 {
+            let name = Name::from_ascii(format!("q{i:02}-{}.example.test.", "x".repeat(50))).unwrap();
+            req.add_query(Query::query(name, RecordType::A));
+        }
+        let reply = response_to(&req, ResponseCode::FormErr);
+        assert!(reply.to_vec().unwrap().len() > 512, "the questions alone are over the limit");
+        let bytes = encode(&reply, Some(512)).unwrap();
+        assert!(bytes.len() <= 512, "{} bytes", bytes.len());
+        let sent = Message::from_vec(&bytes).unwrap();
+        assert_eq!((sent.metadata.id, sent.metadata.response_code), (7, ResponseCode::FormErr));
+        assert!(sent.metadata.truncation, "TC: the client may retry over TCP");
+        // Over TCP (no limit) it is sent whole.
+        assert_eq!(Message::from_vec(&encode(&reply, None).unwrap()).unwrap().queries.len(), 18);
+    }
 }

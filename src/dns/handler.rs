@@ -236,7 +236,11 @@ impl Handler {
             return Ok(Reply::local(answer::response_to(req, ResponseCode::BADVERS), QueryResult::Unsupported));
         }
         let [query] = req.queries.as_slice() else {
-            return Ok(Reply::local(answer::response_to(req, ResponseCode::FormErr), QueryResult::Unsupported));
+            // One question or none (RFC 9619): the questions are not echoed,
+            // so the error stays small however many were sent.
+            let mut formerr = answer::response_to(req, ResponseCode::FormErr);
+            formerr.queries.clear();
+            return Ok(Reply::local(formerr, QueryResult::Unsupported));
         };
         if query.query_class() != DNSClass::IN {
             return Ok(Reply::local(answer::response_to(req, ResponseCode::NotImp), QueryResult::Unsupported));

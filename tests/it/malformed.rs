@@ -4,6 +4,9 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use hickory_proto::op::Query;
+use hickory_proto::rr::Name;
+
 use crate::support::*;
 
 const WAIT: Duration = Duration::from_millis(300);
@@ -46,6 +49,18 @@ fn malformed_packets_get_formerr_or_nothing() {
     two.add_query(two.queries[0].clone());
     let reply = send_raw_udp(w.addr, &two.to_vec().expect("encode"), WAIT).expect("reply");
     assert_eq!(rcode(&Message::from_vec(&reply).expect("parse")), ResponseCode::FormErr);
+    // Eighteen questions for different names, over 1,000 bytes of them
+    // (found by the fuzzer: the FORMERR echoed every question, 520 bytes
+    // to a client that takes 512).
+    let mut many = build_query("q00.www.example.test", RecordType::A, false);
+    for i in 1..18 {
+        let name = Name::from_ascii(format!("q{i:02}-{}.www.example.test.", "x".repeat(50))).expect("name");
+        many.add_query(Query::query(name, RecordType::A));
+    }
+    let reply = send_raw_udp(w.addr, &many.to_vec().expect("encode"), WAIT).expect("reply");
+    assert!(reply.len() <= 512, "{}-byte reply to a client without EDNS", reply.len());
+    let msg = Message::from_vec(&reply).expect("parse");
+    assert_eq!((rcode(&msg), msg.queries.len()), (ResponseCode::FormErr, 0));
     // A response sent to us is not answered (no reflection loops).
     assert_eq!(send_raw_udp(w.addr, &header(7, 0x8180, 0), WAIT), None);
     still_serving(&w);
