@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use hickory_proto::op::Message;
 
 use super::answer::BlockMode;
-use super::cache::{AnswerCache, CacheKey, Fill};
+use super::cache::{AnswerCache, Fill};
 use super::fast::Fast;
-use super::handler::{Handler, HandlerConfig, policy_id};
+use super::handler::{Handler, HandlerConfig, fill_for, policy_id};
 use super::upstream::Upstream;
 use super::wire;
 use crate::audit::AuditHandle;
@@ -53,7 +54,7 @@ impl FastPath {
         let now = Instant::now();
         for name in cached {
             for (qtype, rdata) in [(wire::TYPE_A, &[198, 18, 0, 1][..]), (wire::TYPE_AAAA, &[0xfd; 16][..])] {
-                if let Some(fill) = fill(name, qtype, rdata, pid, now) {
+                if let Some(fill) = fill(name, qtype, rdata, pid) {
                     cache.insert(fill, now);
                 }
             }
@@ -96,25 +97,25 @@ pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     q.push(0);
     q.extend_from_slice(&qtype.to_be_bytes());
     q.extend_from_slice(&1u16.to_be_bytes());
-    // OPT: root, type 41, payload 1232, no flags, no options.
-    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    q.extend_from_slice(&OPT);
     q
 }
 
-/// The cache fill of an answer to `query(_, name, qtype)`: one record.
-fn fill(name: &str, qtype: u16, rdata: &[u8], policy: usize, now: Instant) -> Option<Fill> {
-    let mut response = query(0, name, qtype);
-    response.truncate(response.len() - 11);
+/// The OPT record of queries and answers: root, type 41, payload 1232, no
+/// flags, no options.
+const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
+
+/// The cache fill of an answer to `query(_, name, qtype)`: one record,
+/// made by the full path's own `fill_for`.
+fn fill(name: &str, qtype: u16, rdata: &[u8], policy: usize) -> Option<Fill> {
+    let request = query(0, name, qtype);
+    let mut response = request[..request.len() - OPT.len()].to_vec();
     response[2] = 0x81;
     response[3] = 0x80;
     response[7] = 1; // ANCOUNT
-    response[11] = 1; // ARCOUNT: the OPT
     wire::record(&mut response, qtype, 86_400, rdata);
-    response.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    let question_end = wire::question_end(&response)?;
-    let ttl_offsets = wire::ttl_offsets(&response, question_end)?;
-    let key = CacheKey::new(name.to_ascii_lowercase().as_bytes(), qtype, 1);
-    Some(Fill { key, response, question_end, ttl_offsets, valid_until: None, policy, created: now })
+    response.extend_from_slice(&OPT);
+    fill_for(&Message::from_vec(&request).ok()?, &response, None, policy)
 }
 
 /// The loopback client.
