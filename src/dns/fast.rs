@@ -4,7 +4,7 @@
 //! answer cache. What it cannot answer goes to the full path (`handler`).
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
 
@@ -12,6 +12,7 @@ use super::aggregate::Sighting;
 use super::answer::BlockMode;
 use super::cache::AnswerCache;
 use super::handler::{Handler, policy_id};
+use super::tally::Tally;
 use super::wire::{self, Query};
 use crate::matcher::NameBuf;
 use crate::metrics::QueryResult;
@@ -27,48 +28,75 @@ pub enum Fast {
     Slow { recorded: bool },
 }
 
+/// What the queries of one `recvmmsg` batch share on the fast path: the
+/// clocks, the policy snapshot (one load of the `ArcSwap` per batch), a
+/// name buffer, and the counts they add up, which [`Handler::end_pass`]
+/// adds to the shared counters once, before the batch's answers leave.
+/// A worker keeps one and starts it anew for each batch.
+pub struct Pass {
+    pub(super) now: Now,
+    policy: Arc<Policy>,
+    name: NameBuf,
+    tally: Tally,
+}
+
 impl Handler {
-    /// Try to answer `buf` into `out` without leaving the worker thread.
-    /// `now`: when the datagram's batch was received.
+    /// A pass for the next batch; see [`Handler::start_pass`].
+    pub fn pass(&self) -> Pass {
+        Pass { now: Now::read(), policy: self.policy.load_full(), name: NameBuf::new(), tally: Tally::default() }
+    }
+
+    /// Starts `pass` over for a batch received now, with the current policy.
+    pub fn start_pass(&self, pass: &mut Pass) {
+        pass.now = Now::read();
+        if !Arc::ptr_eq(&pass.policy, &self.policy.load()) {
+            pass.policy = self.policy.load_full();
+        }
+    }
+
+    /// Adds the batch's counts to the shared counters.
+    pub fn end_pass(&self, pass: &mut Pass) {
+        pass.tally.add_to(&self.stats, &self.metrics, &pass.policy);
+    }
+
+    /// Try to answer `buf` into `out` without leaving the worker thread,
+    /// as one query of `pass`'s batch.
     pub(super) fn fast_answer(
         &self,
         buf: &[u8],
         client: IpAddr,
-        now: Now,
+        pass: &mut Pass,
         cache: &mut AnswerCache,
         out: &mut Vec<u8>,
     ) -> Fast {
-        let mut name = NameBuf::new();
-        let Some(q) = wire::parse_query(buf, &mut name) else { return Fast::Slow { recorded: false } };
+        let Pass { now, policy, name, tally } = pass;
+        let Some(q) = wire::parse_query(buf, name) else { return Fast::Slow { recorded: false } };
         if !self.client_allowed(client) {
-            self.stats.queries.fetch_add(1, Ordering::Relaxed);
             wire::begin(out, &q, wire::RCODE_REFUSED, 0, 0);
             wire::opt(out, &q, None);
-            self.metrics.query(QueryResult::Refused);
+            tally.answered(QueryResult::Refused);
             return Fast::Answered;
         }
-        let policy = self.policy.load();
         let verdict = policy.decide_normalized(name.as_bytes(), now.ms);
         // Checked first so an unlogged query allocates nothing.
         let logged = (verdict.action.is_logged() || self.config.log_allowed) && {
             let name = Some(name.as_str());
             let qtype = RecordType::from(q.qtype);
-            self.log_contact(&policy, Sighting { client, name, qtype, verdict: &verdict, via: None, now: now.ms })
+            let s = Sighting { client, name, qtype, verdict: &verdict, via: None, now: now.ms };
+            self.log_contact(policy, s, tally)
         };
         if verdict.action == Action::Block {
-            self.stats.queries.fetch_add(1, Ordering::Relaxed);
-            self.blocked_wire(&policy, &verdict, &q, out);
-            self.metrics.query(QueryResult::Blocked);
+            self.blocked_wire(policy, &verdict, &q, out);
+            tally.answered(QueryResult::Blocked);
             return Fast::Answered;
         }
         let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
-        let pid = policy_id(&policy);
+        let pid = policy_id(policy);
         let hit = cache.answer(name.as_bytes(), q.qtype, flags, &q, pid, now.instant, now.ms, out);
-        self.metrics.answer_cache(hit);
+        tally.cache(hit);
         if hit {
-            self.stats.queries.fetch_add(1, Ordering::Relaxed);
             let result = if verdict.action == Action::Monitor { QueryResult::Monitored } else { QueryResult::Allowed };
-            self.metrics.query(result);
+            tally.answered(result);
             return Fast::Answered;
         }
         // The full path counts this query.

@@ -14,6 +14,7 @@ use super::aggregate::{Aggregator, Sighting};
 use super::answer::{self, BlockMode};
 use super::cache::{CacheKey, Fill};
 use super::ratelimit::RateLimiter;
+use super::tally::Tally;
 use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
 use super::wire;
 use crate::audit::{AuditHandle, Contact, Layer, Repeats};
@@ -335,26 +336,23 @@ impl Handler {
         let (verdict, via) = (&finding.verdict, finding.via.as_deref());
         let sighting =
             Sighting { client, name: name.as_ref().map(|n| n.as_str()), qtype: query.query_type(), verdict, via, now };
-        self.log_contact(policy, sighting);
+        let mut tally = Tally::default();
+        self.log_contact(policy, sighting, &mut tally);
+        tally.add_to(&self.stats, &self.metrics, policy);
     }
 
     /// Count a DNS contact and write its audit record when its action is
     /// logged (block, monitor; allow only with `log_allowed`): at once for
     /// the first sighting, as part of a `count` record for repeats (see
     /// `aggregate`). Shared by the fast and the full path; allocates only
-    /// for a first sighting. `true` when the contact was logged (false: the
-    /// action is not logged).
-    pub(super) fn log_contact(&self, policy: &Arc<Policy>, s: Sighting<'_>) -> bool {
+    /// for a first sighting; counts into `tally` (categories of `policy`).
+    /// `true` when the contact was logged (false: the action is not logged).
+    pub(super) fn log_contact(&self, policy: &Arc<Policy>, s: Sighting<'_>, tally: &mut Tally) -> bool {
         let verdict = s.verdict;
-        match verdict.action {
-            Action::Block => self.stats.blocked.fetch_add(1, Ordering::Relaxed),
-            Action::Monitor => self.stats.monitored.fetch_add(1, Ordering::Relaxed),
-            Action::Allow if self.config.log_allowed => 0,
-            Action::Allow => return false,
-        };
-        if let Some((_, c)) = verdict.matched.filter(|_| verdict.action != Action::Allow) {
-            self.metrics.contact("dns", &policy.category(c).name, verdict.action);
+        if verdict.action == Action::Allow && !self.config.log_allowed {
+            return false;
         }
+        tally.contact(verdict.action, verdict.matched.map(|(_, c)| c));
         let make = || self.contact(policy, s);
         let mut closed = Vec::new();
         let first = self.repeats().sight(policy, s, &mut closed, make);

@@ -21,7 +21,6 @@ use super::upstream::Upstream;
 use super::wire;
 use crate::audit::AuditHandle;
 use crate::policy::Policy;
-use crate::time::Now;
 
 /// A handler, a worker's cache and a worker's output buffers.
 pub struct FastPath {
@@ -68,20 +67,23 @@ impl FastPath {
         let batch = batch.clamp(1, super::udp::BATCH);
         self.outs.resize_with(batch, || Vec::with_capacity(1232));
         let mut answered = 0;
+        let mut pass = self.handler.pass();
         for chunk in datagrams.chunks(batch) {
-            let now = Now::read();
+            self.handler.start_pass(&mut pass);
             for (bytes, out) in chunk.iter().zip(self.outs.iter_mut()) {
-                answered +=
-                    usize::from(self.handler.fast_answer(bytes, client, now, &mut self.cache, out) == Fast::Answered);
+                let fast = self.handler.fast_answer(bytes, client, &mut pass, &mut self.cache, out);
+                answered += usize::from(fast == Fast::Answered);
             }
+            self.handler.end_pass(&mut pass);
         }
         answered
     }
 
     /// The fast path's answer to one datagram; `None`: for the full path.
     pub fn answer(&mut self, datagram: &[u8], client: IpAddr) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        let fast = self.handler.fast_answer(datagram, client, Now::read(), &mut self.cache, &mut out);
+        let (mut out, mut pass) = (Vec::new(), self.handler.pass());
+        let fast = self.handler.fast_answer(datagram, client, &mut pass, &mut self.cache, &mut out);
+        self.handler.end_pass(&mut pass);
         (fast == Fast::Answered).then_some(out)
     }
 }

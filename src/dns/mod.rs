@@ -18,6 +18,7 @@ mod handler;
 pub mod harness;
 pub mod ratelimit;
 mod server;
+mod tally;
 mod udp;
 mod upstream;
 mod wire;

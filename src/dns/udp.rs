@@ -21,7 +21,6 @@ use tokio_util::task::TaskTracker;
 use super::cache::{AnswerCache, Fill};
 use super::fast::Fast;
 use super::handler::{Handler, Transport};
-use crate::time::Now;
 
 /// How often a blocked `recv` wakes to check for shutdown.
 const WAKE: Duration = Duration::from_millis(100);
@@ -67,19 +66,20 @@ pub fn worker(setup: WorkerSetup) {
         return;
     }
     let mut batch = Batch::new();
+    let mut pass = setup.handler.pass();
     while !setup.stop.load(Ordering::Relaxed) {
         drain_fills(&fill_rx, &mut cache);
         let received = batch.receive(&setup.socket);
-        let now = Now::read();
+        setup.handler.start_pass(&mut pass);
         for i in 0..received {
             let (len, peer) = batch.got[i];
             let Some(peer) = peer else { continue };
-            if !setup.handler.admit_at(peer.ip(), now.instant) {
+            if !setup.handler.admit_at(peer.ip(), pass.now.instant) {
                 continue;
             }
             let query = &batch.bufs[i][..len];
             let out = &mut batch.outs[batch.replies];
-            match setup.handler.fast_answer(query, peer.ip(), now, &mut cache, out) {
+            match setup.handler.fast_answer(query, peer.ip(), &mut pass, &mut cache, out) {
                 Fast::Answered => {
                     batch.to[batch.replies] = Some(SockaddrStorage::from(peer));
                     batch.replies += 1;
@@ -98,6 +98,9 @@ pub fn worker(setup: WorkerSetup) {
                 }
             }
         }
+        // Counted before the answers leave, so a client that reads the
+        // metrics after its answer sees its query in them.
+        setup.handler.end_pass(&mut pass);
         batch.send(&setup.socket, &setup.stats);
     }
 }

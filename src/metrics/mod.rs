@@ -62,6 +62,11 @@ impl QueryResult {
         QueryResult::Unsupported,
     ];
 
+    /// Position in [`QueryResult::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             QueryResult::Allowed => "allowed",
@@ -251,29 +256,45 @@ impl Metrics {
     }
 
     pub fn query(&self, result: QueryResult) {
-        match QueryResult::ALL.iter().position(|q| *q == result).and_then(|i| self.inner.query_counters.get(i)) {
-            Some(c) => drop(c.inc()),
-            None => drop(self.inner.queries.get_or_create(&ResultLabel { result: result.as_str() }).inc()),
+        self.queries(result, 1);
+    }
+
+    /// `n` queries with `result` (a UDP worker adds a batch's at once).
+    pub fn queries(&self, result: QueryResult, n: u64) {
+        match self.inner.query_counters.get(result.index()) {
+            Some(c) => drop(c.inc_by(n)),
+            None => drop(self.inner.queries.get_or_create(&ResultLabel { result: result.as_str() }).inc_by(n)),
         }
     }
 
     /// The fast path's answer cache served (`true`) or missed a query.
     pub fn answer_cache(&self, hit: bool) {
-        if hit {
-            self.inner.answer_cache_hits.inc()
-        } else {
-            self.inner.answer_cache_misses.inc()
-        };
+        self.answer_cache_counts(u64::from(hit), u64::from(!hit));
+    }
+
+    /// The fast path's answer cache served `hits` queries and missed `misses`.
+    pub fn answer_cache_counts(&self, hits: u64, misses: u64) {
+        if hits > 0 {
+            self.inner.answer_cache_hits.inc_by(hits);
+        }
+        if misses > 0 {
+            self.inner.answer_cache_misses.inc_by(misses);
+        }
     }
 
     /// A blocked or monitored contact seen by `layer` (`dns`, `sni`, …).
     pub fn contact(&self, layer: &'static str, category: &str, action: Action) {
+        self.contacts(layer, category, action, 1);
+    }
+
+    /// `n` blocked or monitored contacts seen by `layer`.
+    pub fn contacts(&self, layer: &'static str, category: &str, action: Action, n: u64) {
         let find = |list: &[ContactCounter]| {
             list.iter().position(|(l, c, a, _)| *l == layer && **c == *category && *a == action)
         };
         let list = self.inner.contact_counters.read().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = find(&list) {
-            list[i].3.inc();
+            list[i].3.inc_by(n);
             return;
         }
         drop(list);
@@ -285,7 +306,7 @@ impl Metrics {
             list.push((layer, category.into(), action, counter));
         }
         if let Some(i) = find(&list) {
-            list[i].3.inc();
+            list[i].3.inc_by(n);
         }
     }
 
@@ -355,6 +376,13 @@ mod tests {
             "warden_upstream_latency_seconds_count 0",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn each_result_indexes_its_own_counter() {
+        for (i, result) in QueryResult::ALL.iter().enumerate() {
+            assert_eq!(result.index(), i, "{result:?}");
         }
     }
 }
