@@ -6,6 +6,7 @@
 # ratios. Needs root. See docs/performance.md.
 #
 #   N=100000 DURATION=10 bench/run.sh        # N synthetic blocked domains
+#   ROUNDS=3 bench/run.sh                    # interleaved rounds; the table shows medians (default 3)
 #   SOAK=600 bench/run.sh                    # also: warden at 20k qps for 600 s, RSS every 10 s
 #   ONLY="limit warden" bench/run.sh         # a subset of the servers (quick iteration)
 #   (the row warden-tmpfs is warden with its audit log on tmpfs: what the
@@ -15,6 +16,7 @@ set -euo pipefail
 N=${N:-100000}
 DURATION=${DURATION:-10}
 SOAK=${SOAK:-0}
+ROUNDS=${ROUNDS:-3}
 ONLY=${ONLY:-limit warden warden-tmpfs unbound dnsmasq}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespace)" >&2; exit 1; }
@@ -114,7 +116,7 @@ start() {
     LOAD=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 
-declare -A ROW
+# run_one NAME PORT CMD... : one round of one server; appends a line to results.tsv
 run_one() {
     local name=$1 port=$2; shift 2
     start "$name" "$port" "$@"
@@ -134,52 +136,41 @@ run_one() {
     local done_q=$(awk '/Queries completed:/ {print $3}' "$WORK/$name.perf")
     local qps=$(awk '/Queries per second:/ {printf "%.0f", $4}' "$WORK/$name.perf")
     local tick=$(getconf CLK_TCK)
-    local per_cpu=$(echo "scale=0; $done_q * $tick / ($c1 - $c0 + 0.0001)" | bc)
+    local per_cpu=$(echo "scale=0; ${done_q:-0} * $tick / ($c1 - $c0 + 0.0001)" | bc)
     nsx taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c 10 -Q 10000 -l 5 -v >"$WORK/$name.lat" 2>&1 || true
     local lat=$(python3 - "$WORK/$name.lat" <<'PY'
 import sys
 v = sorted(float(l.split()[-1]) for l in open(sys.argv[1]) if l.startswith(">") and l.split()[-1].replace(".", "", 1).isdigit())
-print("%.3f %.3f" % (v[len(v)//2] * 1000, v[int(len(v) * 0.99)] * 1000) if v else "n/a n/a")
+print("%.3f\t%.3f" % (v[len(v)//2] * 1000, v[int(len(v) * 0.99)] * 1000) if v else "nan\tnan")
 PY
 )
     local rss_after=$(rss_mib "$pid")
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    ROW[$name]="$load|$rss|$rss_after|$qps|$per_cpu|$lat|$ok"
-    echo "bench: $name done: ${ROW[$name]}" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$load" "$rss" "$rss_after" "${qps:-0}" "$per_cpu" "$lat" "$ok" >>"$WORK/results.tsv"
+    echo "bench: round $ROUND $name: load $load s, QPS $qps, per CPU-s $per_cpu, p50/p99 ${lat/$'\t'/ \/ } ms, $ok" >&2
 }
 
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
-wanted limit && run_one limit 5305 "$ZERO" 127.0.0.1:5305
-wanted warden && run_one warden 5304 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5304 --upstream 127.0.0.1:5300 \
-    --blocklist "$WORK/blocklist.txt" --audit-log "$WORK/audit.jsonl" --allow-client 127.0.0.0/8
-wanted warden-tmpfs && run_one warden-tmpfs 5306 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5306 --upstream 127.0.0.1:5300 \
-    --blocklist "$WORK/blocklist.txt" --audit-log "$SHM/audit.jsonl" --allow-client 127.0.0.0/8
-wanted unbound && run_one unbound 5302 unbound -d -c "$WORK/unbound.conf"
-wanted dnsmasq && run_one dnsmasq 5303 dnsmasq -k -C "$WORK/dnsmasq-block.conf" --port=5303 --listen-address=127.0.0.1 --bind-interfaces \
-    --no-resolv --no-hosts --server=127.0.0.1#5300 --cache-size=20000 --user=root
-
-field() { echo "${ROW[$1]:-}" | cut -d'|' -f"$2"; }
-ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] or 0); print('%.2f' % (a/b) if b else 'n/a')" "$1" "$2"; }
-echo
-echo "N = $N synthetic blocked domains + vendor zones; mix 25% vendor / 25% list / 50% allowed (cached), A+AAAA; $(nproc) cores: server on CPU 0, dnsperf on CPU 1"
-echo
-echo "| server | load s | RSS after load MiB | RSS after run MiB | QPS | QPS per server CPU-second | p50 / p99 ms at 10k qps | correct |"
-echo "|---|---|---|---|---|---|---|---|"
-for s in $ONLY; do
-    lat=$(field $s 6)
-    printf "| %s | %.2f | %s | %s | %s | %s | %s / %s | %s |\n" "$s" "$(field $s 1)" "$(field $s 2)" "$(field $s 3)" "$(field $s 4)" "$(field $s 5)" ${lat% *} ${lat#* } "$(field $s 7)"
+: >"$WORK/results.tsv"
+# Rounds interleave the servers (limit, warden, ..., limit, warden, ...), so a
+# slow minute on this shared machine hits every server alike; each figure
+# reported is the median of its rounds.
+for ROUND in $(seq 1 "$ROUNDS"); do
+    wanted limit && run_one limit 5305 "$ZERO" 127.0.0.1:5305
+    wanted warden && run_one warden 5304 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5304 --upstream 127.0.0.1:5300 \
+        --blocklist "$WORK/blocklist.txt" --audit-log "$WORK/audit-$ROUND.jsonl" --allow-client 127.0.0.0/8
+    wanted warden-tmpfs && run_one warden-tmpfs 5306 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5306 --upstream 127.0.0.1:5300 \
+        --blocklist "$WORK/blocklist.txt" --audit-log "$SHM/audit-$ROUND.jsonl" --allow-client 127.0.0.0/8
+    wanted unbound && run_one unbound 5302 unbound -d -c "$WORK/unbound.conf"
+    wanted dnsmasq && run_one dnsmasq 5303 dnsmasq -k -C "$WORK/dnsmasq-block.conf" --port=5303 --listen-address=127.0.0.1 --bind-interfaces \
+        --no-resolv --no-hosts --server=127.0.0.1#5300 --cache-size=20000 --user=root
 done
+
 echo
-w=$(field warden 5)
-echo "warden QPS/CPU-s: $(ratio "$w" "$(field limit 5)")x limit, $(ratio "$w" "$(field unbound 5)")x unbound, $(ratio "$w" "$(field dnsmasq 5)")x dnsmasq"
-echo "warden RSS: $(ratio "$(field warden 2)" "$(field dnsmasq 2)")x dnsmasq, load: $(ratio "$(field warden 1)" "$(field dnsmasq 1)")x dnsmasq"
-wl=$(field warden 6); ul=$(field unbound 6)
-echo "warden p50/p99: $(ratio "${wl% *}" "${ul% *}")x / $(ratio "${wl#* }" "${ul#* }")x unbound"
-if wanted warden-tmpfs; then
-    tl=$(field warden-tmpfs 6)
-    echo "warden, audit log on tmpfs: QPS/CPU-s $(ratio "$(field warden-tmpfs 5)" "$(field limit 5)")x limit, p50/p99 $(ratio "${tl% *}" "${ul% *}")x / $(ratio "${tl#* }" "${ul#* }")x unbound"
-fi
+echo "N = $N synthetic blocked domains + vendor zones; mix 25% vendor / 25% list / 50% allowed (cached), A+AAAA; $(nproc) cores: server on CPU 0, dnsperf on CPU 1; median of $ROUNDS interleaved rounds"
+echo
+python3 "$ROOT/bench/report.py" "$WORK/results.tsv" $ONLY
 
 if ((SOAK > 0)); then
     echo; echo "soak: warden at 20k qps for ${SOAK}s, RSS every 10 s (MiB):"
