@@ -76,9 +76,10 @@ impl Tally {
         for &(category, action, n) in &self.contacts {
             metrics.contacts("dns", &policy.category(category).name, action, n);
         }
-        let contacts = std::mem::take(&mut self.contacts);
+        // Zero again, keeping the contacts' allocation for the next batch.
+        let mut contacts = std::mem::take(&mut self.contacts);
+        contacts.clear();
         *self = Tally { contacts, ..Tally::default() };
-        self.contacts.clear();
     }
 }
 
