@@ -2,8 +2,16 @@
 //! EDNS flags), owned by one UDP worker thread, so reads take no lock and
 //! allocate nothing. The full path fills it through a channel. A hit is the
 //! stored response with the client's ID, flags and question spliced in and
-//! every TTL counted down. The policy is still asked on every query: the
-//! cache only replaces the upstream, never the verdict.
+//! every TTL counted down.
+//!
+//! An entry is served only under the policy it was checked against (by
+//! [`crate::policy::Policy::generation`]) and before that verdict's
+//! `valid_until`. Within those bounds the verdict cannot differ (`decide`
+//! is a function of the policy, the name and the time), so an entry whose
+//! verdict was a plain allow (nothing to log) is served without asking the
+//! policy again ([`Need::Plain`]); any other is served only after the
+//! caller took the verdict ([`Need::Any`]). The cache replaces the
+//! upstream, never a decision.
 
 use std::time::Instant;
 
@@ -44,8 +52,10 @@ pub struct Fill {
     pub ttl_offsets: Vec<usize>,
     /// The policy's `valid_until` for this answer (Unix ms), if any.
     pub valid_until: Option<i64>,
-    /// Identity of the policy the answer was checked against.
-    pub policy: usize,
+    /// Generation of the policy the answer was checked against.
+    pub policy: u64,
+    /// The verdict was an allow with nothing to log.
+    pub plain: bool,
     /// When the response was made: its TTLs count down from here.
     pub created: Instant,
 }
@@ -57,7 +67,7 @@ pub struct Fill {
 /// `[header][key][response][each TTL offset as u16]`, integers little-endian;
 /// the header is `expires`, `stored` (u64 ns after the cache's epoch),
 /// `valid_until` (i64 Unix ms, `i64::MAX`: none), `policy` (u64),
-/// `key_len`, `response_len`, `question_end` (u16).
+/// `key_len`, `response_len`, `question_end` (u16), `plain` (u8, 0 or 1).
 struct Entry(Box<[u8]>);
 
 const EXPIRES: usize = 0;
@@ -67,7 +77,17 @@ const POLICY: usize = 24;
 const KEY_LEN: usize = 32;
 const RESPONSE_LEN: usize = 34;
 const QUESTION_END: usize = 36;
-const HEADER: usize = 38;
+const PLAIN: usize = 38;
+const HEADER: usize = 39;
+
+/// Which entries a lookup may serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Only those of a plain allow: the caller has not taken the verdict.
+    Plain,
+    /// Any: the caller took the verdict, and it allows the query.
+    Any,
+}
 
 impl Entry {
     /// `None` when the response or an offset does not fit the compact form
@@ -78,10 +98,11 @@ impl Entry {
         bytes.extend_from_slice(&expires.to_le_bytes());
         bytes.extend_from_slice(&stored.to_le_bytes());
         bytes.extend_from_slice(&fill.valid_until.unwrap_or(i64::MAX).to_le_bytes());
-        bytes.extend_from_slice(&u64::try_from(fill.policy).ok()?.to_le_bytes());
+        bytes.extend_from_slice(&fill.policy.to_le_bytes());
         for len in [key.len(), response.len(), fill.question_end] {
             bytes.extend_from_slice(&u16::try_from(len).ok()?.to_le_bytes());
         }
+        bytes.push(u8::from(fill.plain));
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(response);
         for &at in &fill.ttl_offsets {
@@ -120,6 +141,10 @@ impl Entry {
 
     fn question_end(&self) -> usize {
         self.u16_at(QUESTION_END)
+    }
+
+    fn plain(&self) -> bool {
+        self.0.get(PLAIN) == Some(&1)
     }
 
     fn key(&self) -> &[u8] {
@@ -196,6 +221,9 @@ impl AnswerCache {
     }
 
     /// Write the cached answer for this query into `out`, or `false`.
+    /// `policy`: the generation of the policy in force; `need`: which
+    /// entries may answer. A [`Need::Plain`] lookup that finds nothing is
+    /// not counted as a miss (the caller asks again with the verdict).
     #[allow(clippy::too_many_arguments)]
     pub fn answer(
         &mut self,
@@ -203,29 +231,30 @@ impl AnswerCache {
         qtype: u16,
         flags: u8,
         query: &super::wire::Query,
-        policy: usize,
+        policy: u64,
         now: Instant,
         now_ms: i64,
+        need: Need,
         out: &mut Vec<u8>,
     ) -> bool {
         let now = self.ns(now);
         self.scratch.clear();
         write_key(&mut self.scratch, name, qtype, flags);
         let key = self.scratch.as_slice();
-        let hit = self
-            .table
-            .find(hash(key), |e| e.key() == key)
-            .filter(|e| e.expires() > now && e.policy() == policy as u64 && now_ms < e.valid_until());
-        let Some(entry) = hit else {
-            self.misses += 1;
+        let usable = |e: &&Entry| {
+            e.expires() > now
+                && e.policy() == policy
+                && now_ms < e.valid_until()
+                && (need == Need::Any || e.plain())
+                && e.question_end() == 12 + query.question.len()
+                && e.response().len() <= query.udp_limit()
+        };
+        let Some(entry) = self.table.find(hash(key), |e| e.key() == key).filter(usable) else {
+            self.misses += u64::from(need == Need::Any);
             return false;
         };
         let response = entry.response();
         let question_end = entry.question_end();
-        if question_end != 12 + query.question.len() || response.len() > query.udp_limit() {
-            self.misses += 1;
-            return false;
-        }
         let elapsed = u32::try_from(now.saturating_sub(entry.stored()) / 1_000_000_000).unwrap_or(u32::MAX);
         out.clear();
         out.extend_from_slice(response);
@@ -268,8 +297,9 @@ mod tests {
         q
     }
 
-    /// The upstream's answer to `query(7, b"a")`: one A record, TTL 300.
-    fn fill(policy: usize, created: Instant) -> Fill {
+    /// The upstream's answer to `query(7, b"a")`: one A record, TTL 300,
+    /// checked under policy generation `policy`.
+    fn fill(policy: u64, created: Instant, plain: bool) -> Fill {
         let mut response = query(7, b"a");
         response[2] = 0x81;
         response[3] = 0x80;
@@ -278,40 +308,66 @@ mod tests {
         let question_end = wire::question_end(&response).unwrap();
         let ttl_offsets = wire::ttl_offsets(&response, question_end).unwrap();
         let key = CacheKey::new(b"a.test", 1, 0);
-        Fill { key, response, question_end, ttl_offsets, valid_until: None, policy, created }
+        Fill { key, response, question_end, ttl_offsets, valid_until: None, policy, plain, created }
     }
 
     #[test]
     fn a_hit_is_the_stored_answer_with_the_clients_id_and_case_and_ttls_counted_down() {
         let mut cache = AnswerCache::new(8);
         let created = Instant::now();
-        cache.insert(fill(1, created), created);
+        cache.insert(fill(1, created, true), created);
         let bytes = query(0xbeef, b"A");
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
         let (mut out, later) = (Vec::new(), created + Duration::from_secs(100));
-        assert!(cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, later, 0, &mut out));
+        assert!(cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, later, 0, Need::Any, &mut out));
         assert_eq!(&out[..2], &[0xbe, 0xef], "the client's ID");
         assert_eq!(&out[12..q.question.len() + 12], q.question, "the question as the client sent it");
         let ttl_at = out.len() - 10;
         assert_eq!(u32::from_be_bytes(out[ttl_at..ttl_at + 4].try_into().unwrap()), 200);
         assert_eq!(&out[out.len() - 4..], &[198, 18, 0, 1]);
         // Another policy, an expired entry: no answer from the cache.
-        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, later, 0, &mut out));
-        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created + Duration::from_secs(301), 0, &mut out));
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, later, 0, Need::Any, &mut out));
+        let expired = created + Duration::from_secs(301);
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, expired, 0, Need::Any, &mut out));
         assert_eq!((cache.hits, cache.misses), (1, 2));
+    }
+
+    #[test]
+    fn only_a_plain_allow_answers_before_the_verdict_and_never_past_its_validity() {
+        let created = Instant::now();
+        let bytes = query(9, b"a");
+        let mut name = crate::matcher::NameBuf::new();
+        let q = wire::parse_query(&bytes, &mut name).unwrap();
+        let ask = |cache: &mut AnswerCache, need, now_ms| {
+            cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created, now_ms, need, &mut Vec::new())
+        };
+        // Filled under a verdict that logs (monitor): only once the caller
+        // took the verdict again.
+        let mut cache = AnswerCache::new(8);
+        cache.insert(fill(1, created, false), created);
+        assert!(!ask(&mut cache, Need::Plain, 0));
+        assert!(ask(&mut cache, Need::Any, 0));
+        // A plain allow answers without the verdict, until its `valid_until`
+        // (a phase change) and only under its own policy generation.
+        let mut cache = AnswerCache::new(8);
+        cache.insert(Fill { valid_until: Some(1_000), ..fill(1, created, true) }, created);
+        assert!(ask(&mut cache, Need::Plain, 999));
+        assert!(!ask(&mut cache, Need::Plain, 1_000));
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, created, 0, Need::Plain, &mut Vec::new()));
+        assert_eq!((cache.hits, cache.misses), (1, 0), "a lookup before the verdict counts no miss");
     }
 
     #[test]
     fn a_fill_whose_ttl_offsets_lie_outside_its_response_is_not_cached() {
         let created = Instant::now();
         let mut cache = AnswerCache::new(8);
-        let mut bad = fill(1, created);
+        let mut bad = fill(1, created, true);
         bad.ttl_offsets.push(bad.response.len() - 2);
         cache.insert(bad, created);
         let bytes = query(1, b"a");
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
-        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created, 0, &mut Vec::new()));
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created, 0, Need::Any, &mut Vec::new()));
     }
 }

@@ -10,8 +10,8 @@ use hickory_proto::rr::RecordType;
 
 use super::aggregate::Sighting;
 use super::answer::BlockMode;
-use super::cache::AnswerCache;
-use super::handler::{Handler, policy_id};
+use super::cache::{AnswerCache, Need};
+use super::handler::Handler;
 use super::tally::Tally;
 use super::wire::{self, Query};
 use crate::matcher::NameBuf;
@@ -77,6 +77,18 @@ impl Handler {
             tally.answered(QueryResult::Refused);
             return Fast::Answered;
         }
+        let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
+        let generation = policy.generation();
+        let mut from_cache = |need, out: &mut Vec<u8>| {
+            cache.answer(name.as_bytes(), q.qtype, flags, &q, generation, now.instant, now.ms, need, out)
+        };
+        // An answer cached under this very policy for a plain allow: the
+        // verdict would be the same again (see `cache`), so none is taken.
+        if from_cache(Need::Plain, out) {
+            tally.cache(true);
+            tally.answered(QueryResult::Allowed);
+            return Fast::Answered;
+        }
         let verdict = policy.decide_normalized(name.as_bytes(), now.ms);
         // Checked first so an unlogged query allocates nothing.
         let logged = (verdict.action.is_logged() || self.config.log_allowed) && {
@@ -90,9 +102,7 @@ impl Handler {
             tally.answered(QueryResult::Blocked);
             return Fast::Answered;
         }
-        let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
-        let pid = policy_id(policy);
-        let hit = cache.answer(name.as_bytes(), q.qtype, flags, &q, pid, now.instant, now.ms, out);
+        let hit = from_cache(Need::Any, out);
         tally.cache(hit);
         if hit {
             let result = if verdict.action == Action::Monitor { QueryResult::Monitored } else { QueryResult::Allowed };

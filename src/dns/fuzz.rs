@@ -21,9 +21,9 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 
 use super::answer::{self, BlockMode};
-use super::cache::AnswerCache;
+use super::cache::{AnswerCache, Need};
 use super::fast::Fast;
-use super::handler::{Handler, HandlerConfig, fill_for, upstream_failure};
+use super::handler::{Handler, HandlerConfig, upstream_failure};
 use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
 use super::wire;
 use crate::audit::AuditHandle;
@@ -117,7 +117,7 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
     };
     let Some(encoded) = answer::encode(&reply.msg, limit) else { return };
     check_response(bytes, &encoded, limit);
-    let Some(fill) = reply.cacheable.and_then(|until| fill_for(&req, &encoded, until, reply.policy)) else { return };
+    let Some(fill) = handler.cache_fill(&req, &encoded, &reply) else { return };
     let policy = fill.policy;
     cache.insert(fill, Instant::now());
     // A repeat of the query, answered from what was just cached.
@@ -126,7 +126,7 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
         let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
         let mut out = Vec::new();
         let now = crate::time::now_ms();
-        if cache.answer(name.as_bytes(), q.qtype, flags, &q, policy, Instant::now(), now, &mut out) {
+        if cache.answer(name.as_bytes(), q.qtype, flags, &q, policy, Instant::now(), now, Need::Any, &mut out) {
             check_response(bytes, &out, Some(q.udp_limit()));
         }
     }

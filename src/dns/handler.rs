@@ -84,19 +84,14 @@ pub(super) struct Reply {
     /// `Some(valid_until)` when the answer came from the upstream and passed
     /// the answer check without anything to log.
     pub cacheable: Option<Option<i64>>,
-    /// Identity of the policy that decided.
-    pub policy: usize,
+    /// [`Policy::generation`] of the policy that decided.
+    pub policy: u64,
 }
 
 impl Reply {
     fn local(msg: Message, result: QueryResult) -> Reply {
         Reply { msg, result, cacheable: None, policy: 0 }
     }
-}
-
-/// Identity of a policy snapshot, to tell cache entries of an older one.
-pub(super) fn policy_id(policy: &Arc<Policy>) -> usize {
-    Arc::as_ptr(policy) as *const () as usize
 }
 
 /// A query `local` could not answer: the upstream must.
@@ -213,8 +208,16 @@ impl Handler {
         let reply = self.respond(&req, client, recorded).await;
         self.metrics.query(reply.result);
         let encoded = answer::encode(&reply.msg, limit)?;
-        let fill = reply.cacheable.and_then(|valid_until| fill_for(&req, &encoded, valid_until, reply.policy));
+        let fill = self.cache_fill(&req, &encoded, &reply);
         Some((encoded, fill))
+    }
+
+    /// What the fast path may cache of `reply`, sent as `encoded`.
+    pub(super) fn cache_fill(&self, req: &Message, encoded: &[u8], reply: &Reply) -> Option<Fill> {
+        // A plain allow (nothing logged, not even with `log_allowed`): a
+        // hit on it needs no verdict (see `cache`).
+        let plain = reply.result == QueryResult::Allowed && !self.config.log_allowed;
+        reply.cacheable.and_then(|until| fill_for(req, encoded, until, reply.policy, plain))
     }
 
     async fn respond(&self, req: &Message, client: IpAddr, recorded: bool) -> Reply {
@@ -318,7 +321,7 @@ impl Handler {
             [Some(verdict), finding.as_ref().map(|f| f.verdict)].iter().flatten().any(|v| v.action == Action::Monitor);
         let result = if monitored { QueryResult::Monitored } else { QueryResult::Allowed };
         let cacheable = finding.is_none().then_some(until);
-        Reply { msg, result, cacheable, policy: policy_id(policy) }
+        Reply { msg, result, cacheable, policy: policy.generation() }
     }
 
     fn refuse(&self, req: &Message, query: &Query, policy: &Policy, finding: &Finding) -> Message {
@@ -439,8 +442,16 @@ fn check_answer(policy: &Policy, answers: &[Record], now: i64) -> Option<Finding
     worst
 }
 
-/// What the fast path caches for an encoded upstream answer.
-pub(super) fn fill_for(req: &Message, encoded: &[u8], valid_until: Option<i64>, policy: usize) -> Option<Fill> {
+/// What the fast path caches for an encoded upstream answer, checked under
+/// the policy of generation `policy`; `plain`: its verdict was an allow
+/// with nothing to log.
+pub(super) fn fill_for(
+    req: &Message,
+    encoded: &[u8],
+    valid_until: Option<i64>,
+    policy: u64,
+    plain: bool,
+) -> Option<Fill> {
     let query = req.queries.first()?;
     let tc = encoded.get(2).is_some_and(|b| b & 0x02 != 0);
     let rcode = encoded.get(3).map(|b| b & 0x0f);
@@ -453,7 +464,7 @@ pub(super) fn fill_for(req: &Message, encoded: &[u8], valid_until: Option<i64>, 
     let ttl_offsets = wire::ttl_offsets(encoded, question_end)?;
     let key = CacheKey::new(name.as_bytes(), u16::from(query.query_type()), flags);
     let created = std::time::Instant::now();
-    Some(Fill { key, response: encoded.to_vec(), question_end, ttl_offsets, valid_until, policy, created })
+    Some(Fill { key, response: encoded.to_vec(), question_end, ttl_offsets, valid_until, policy, plain, created })
 }
 
 fn clamp(mut record: Record, cap: Option<u32>) -> Record {

@@ -16,7 +16,7 @@ use hickory_proto::op::Message;
 use super::answer::BlockMode;
 use super::cache::{AnswerCache, Fill};
 use super::fast::Fast;
-use super::handler::{Handler, HandlerConfig, fill_for, policy_id};
+use super::handler::{Handler, HandlerConfig, fill_for};
 use super::upstream::Upstream;
 use super::wire;
 use crate::audit::AuditHandle;
@@ -44,7 +44,7 @@ impl FastPath {
             ddr_nodata: true,
             aggregate_window_ms: 1_000,
         };
-        let pid = policy_id(&policy.load());
+        let pid = policy.load().generation();
         // Never asked: every query the harness sends is decided or cached.
         let discard = [SocketAddr::from((Ipv4Addr::LOCALHOST, 9))];
         let upstream = Upstream::new(&discard, Duration::from_millis(1), 16).unwrap_or_else(|_| unreachable!());
@@ -79,6 +79,11 @@ impl FastPath {
         answered
     }
 
+    /// Puts `policy` in force, as a reload does (the cache keeps its entries).
+    pub fn set_policy(&self, policy: Policy) {
+        self.handler.policy.store(Arc::new(policy));
+    }
+
     /// The fast path's answer to one datagram; `None`: for the full path.
     pub fn answer(&mut self, datagram: &[u8], client: IpAddr) -> Option<Vec<u8>> {
         let (mut out, mut pass) = (Vec::new(), self.handler.pass());
@@ -108,8 +113,8 @@ pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
 
 /// The cache fill of an answer to `query(_, name, qtype)`: one record,
-/// made by the full path's own `fill_for`.
-fn fill(name: &str, qtype: u16, rdata: &[u8], policy: usize) -> Option<Fill> {
+/// made by the full path's own `fill_for` (a plain allow).
+fn fill(name: &str, qtype: u16, rdata: &[u8], policy: u64) -> Option<Fill> {
     let request = query(0, name, qtype);
     let mut response = request[..request.len() - OPT.len()].to_vec();
     response[2] = 0x81;
@@ -117,7 +122,7 @@ fn fill(name: &str, qtype: u16, rdata: &[u8], policy: usize) -> Option<Fill> {
     response[7] = 1; // ANCOUNT
     wire::record(&mut response, qtype, 86_400, rdata);
     response.extend_from_slice(&OPT);
-    fill_for(&Message::from_vec(&request).ok()?, &response, None, policy)
+    fill_for(&Message::from_vec(&request).ok()?, &response, None, policy, true)
 }
 
 /// The loopback client.
@@ -139,5 +144,23 @@ mod tests {
         assert_eq!(fast.answer(&query(2, "h2.allowed.test", wire::TYPE_A), CLIENT), None, "not cached");
         let queries = [query(3, "s10.upd.kaspersky.com", wire::TYPE_AAAA), query(4, "h1.allowed.test", wire::TYPE_A)];
         assert_eq!(fast.run(&queries, 32, CLIENT), 2);
+    }
+
+    #[test]
+    fn an_answer_cached_under_an_older_policy_is_not_served_once_a_reload_blocks_its_name() {
+        let policy = crate::policy::builtin().unwrap();
+        let mut fast = FastPath::new(policy, AuditHandle::disabled(), &["h1.allowed.test".to_owned()]);
+        let ask = |fast: &mut FastPath| fast.answer(&query(5, "h1.allowed.test", wire::TYPE_A), CLIENT);
+        let cached = ask(&mut fast).unwrap();
+        assert_eq!((cached[3] & 0x0f, cached[7]), (wire::RCODE_NOERROR, 1), "answered from the cache");
+        let lists = [crate::policy::Blocklist { source: "new.txt", text: "h1.allowed.test\n" }];
+        let (blocking, _) = crate::policy::compile_with(crate::policy::BUILTIN_POLICY, "builtin.toml", &lists).unwrap();
+        fast.set_policy(blocking);
+        let refused = ask(&mut fast).unwrap();
+        assert_eq!((refused[3] & 0x0f, refused[7]), (wire::RCODE_NXDOMAIN, 0), "the new policy's verdict");
+        // Reloaded again without the entry: the old answer is not served
+        // either (another generation), the full path must ask.
+        fast.set_policy(crate::policy::builtin().unwrap());
+        assert_eq!(ask(&mut fast), None);
     }
 }

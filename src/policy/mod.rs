@@ -13,6 +13,7 @@ mod raw;
 mod verdict;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use blocklist::{Blocklist, BlocklistStats};
 pub use compile::{compile, compile_with};
@@ -121,7 +122,12 @@ pub struct Policy {
     valid_until: Vec<Vec<Option<i64>>>,
     /// `blocked by policy <id> (<category>)` per category, for refusals.
     refusal_texts: Vec<String>,
+    /// See [`Policy::generation`].
+    generation: u64,
 }
+
+/// The next [`Policy::generation`].
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Read, parse and compile a policy file.
 pub fn load_file(path: &Path) -> Result<Policy, PolicyError> {
@@ -174,7 +180,16 @@ impl Policy {
             })
             .collect();
         let refusal_texts = categories.iter().map(|c| format!("blocked by policy {} ({})", meta.id, c.name)).collect();
-        Policy { meta, categories, phases, rules, names, lists, nets, valid_until, refusal_texts }
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        Policy { meta, categories, phases, rules, names, lists, nets, valid_until, refusal_texts, generation }
+    }
+
+    /// This compiled policy's number, unique in the process: what remembers
+    /// which policy an answer was checked under (an address could be reused
+    /// by a later policy, a number is not). Two compilations of one file are
+    /// two generations.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The decision: what `subject` gets at `now_ms` (Unix milliseconds).

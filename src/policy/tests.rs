@@ -311,3 +311,10 @@ fn counts_include_list_entries() {
     assert_eq!(counts.iter().find(|(c, _)| c.name == "blocklist").map(|(_, n)| *n), Some(3));
     assert_eq!(p.rule_pattern(RuleId(p.rules().len() as u32 - 1)), "list.txt");
 }
+
+#[test]
+fn every_compilation_is_a_generation_of_its_own() {
+    let (a, b) = (policy(), policy());
+    assert_ne!(a.generation(), b.generation(), "the same file compiled twice");
+    assert_eq!(a.generation(), a.generation());
+}
