@@ -169,6 +169,9 @@ pub struct AnswerCache {
     epoch: Instant,
     capacity: usize,
     scratch: Vec<u8>,
+    /// The last `now` a lookup was given, in ns after the epoch: the
+    /// queries of a batch share one, and the conversion is not free.
+    last_now: (Instant, u64),
     pub hits: u64,
     pub misses: u64,
 }
@@ -179,11 +182,13 @@ fn hash(key: &[u8]) -> u64 {
 
 impl AnswerCache {
     pub fn new(capacity: usize) -> AnswerCache {
+        let epoch = Instant::now();
         AnswerCache {
             table: HashTable::new(),
-            epoch: Instant::now(),
+            epoch,
             capacity: capacity.max(1),
             scratch: Vec::with_capacity(260),
+            last_now: (epoch, 0),
             hits: 0,
             misses: 0,
         }
@@ -237,7 +242,14 @@ impl AnswerCache {
         need: Need,
         out: &mut Vec<u8>,
     ) -> bool {
-        let now = self.ns(now);
+        let now = match self.last_now {
+            (at, ns) if at == now => ns,
+            _ => {
+                let ns = self.ns(now);
+                self.last_now = (now, ns);
+                ns
+            }
+        };
         self.scratch.clear();
         write_key(&mut self.scratch, name, qtype, flags);
         let key = self.scratch.as_slice();
