@@ -139,26 +139,24 @@ fn read_opt(buf: &[u8], at: usize) -> Option<Edns> {
     Some(Edns { payload, dnssec_ok: flags & 0x8000 != 0 })
 }
 
-/// Response header + echoed question.
+/// Response header + echoed question. (Each fixed part is put together on
+/// the stack and appended at once: one capacity check and copy, not one
+/// per field.)
 pub fn begin(out: &mut Vec<u8>, q: &Query, rcode: u8, answers: u16, authorities: u16) {
-    out.clear();
-    out.extend_from_slice(&q.id.to_be_bytes());
     let flags =
         0x8080 | (u16::from(q.recursion_desired) << 8) | (u16::from(q.checking_disabled) << 4) | u16::from(rcode);
-    out.extend_from_slice(&flags.to_be_bytes());
-    for count in [1, answers, authorities, u16::from(q.edns.is_some())] {
-        out.extend_from_slice(&count.to_be_bytes());
-    }
+    let ([i0, i1], [f0, f1]) = (q.id.to_be_bytes(), flags.to_be_bytes());
+    let ([a0, a1], [n0, n1]) = (answers.to_be_bytes(), authorities.to_be_bytes());
+    out.clear();
+    out.extend_from_slice(&[i0, i1, f0, f1, 0, 1, a0, a1, n0, n1, 0, u8::from(q.edns.is_some())]);
     out.extend_from_slice(q.question);
 }
 
 /// A record owned by the question name (compression pointer to offset 12).
 pub fn record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
-    out.extend_from_slice(&[0xc0, 0x0c]);
-    out.extend_from_slice(&rtype.to_be_bytes());
-    out.extend_from_slice(&CLASS_IN.to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    let ([t0, t1], [c0, c1]) = (rtype.to_be_bytes(), CLASS_IN.to_be_bytes());
+    let ([s0, s1, s2, s3], [l0, l1]) = (ttl.to_be_bytes(), (rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0xc0, 0x0c, t0, t1, c0, c1, s0, s1, s2, s3, l0, l1]);
     out.extend_from_slice(rdata);
 }
 
@@ -176,19 +174,17 @@ pub fn soa(out: &mut Vec<u8>, ttl: u32) {
 /// The OPT record of a response, with an Extended DNS Error when given.
 pub fn opt(out: &mut Vec<u8>, q: &Query, ede: Option<(u16, &str)>) {
     let Some(edns) = q.edns else { return };
-    out.push(0);
-    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&super::answer::EDNS_PAYLOAD.to_be_bytes());
-    out.extend_from_slice(&[0, 0, if edns.dnssec_ok { 0x80 } else { 0 }, 0]);
-    match ede {
-        Some((code, text)) => {
-            out.extend_from_slice(&((text.len() + 6) as u16).to_be_bytes());
-            out.extend_from_slice(&15u16.to_be_bytes());
-            out.extend_from_slice(&((text.len() + 2) as u16).to_be_bytes());
-            out.extend_from_slice(&code.to_be_bytes());
-            out.extend_from_slice(text.as_bytes());
-        }
-        None => out.extend_from_slice(&0u16.to_be_bytes()),
+    let ([o0, o1], [p0, p1]) = (TYPE_OPT.to_be_bytes(), super::answer::EDNS_PAYLOAD.to_be_bytes());
+    let flags = if edns.dnssec_ok { 0x80 } else { 0 };
+    let text = ede.map_or(&[][..], |(_, text)| text.as_bytes());
+    // RDLENGTH: one option (code 15, length, info code, text) or none.
+    let [r0, r1] = ((if ede.is_some() { text.len() + 6 } else { 0 }) as u16).to_be_bytes();
+    out.extend_from_slice(&[0, o0, o1, p0, p1, 0, 0, flags, 0, r0, r1]);
+    if let Some((code, _)) = ede {
+        let ([e0, e1], [l0, l1], [c0, c1]) =
+            (15u16.to_be_bytes(), ((text.len() + 2) as u16).to_be_bytes(), code.to_be_bytes());
+        out.extend_from_slice(&[e0, e1, l0, l1, c0, c1]);
+        out.extend_from_slice(text);
     }
 }
 
@@ -242,6 +238,40 @@ mod tests {
             q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
         }
         q
+    }
+
+    #[test]
+    fn a_refusal_written_from_parts_reads_as_the_full_paths() {
+        use hickory_proto::op::Message;
+        let text = "blocked by policy us-bis-kaspersky-2024 (update)";
+        for (edns, dnssec_ok) in [(false, false), (true, false), (true, true)] {
+            let mut bytes = query(b"\x03S10\x03upd\x09kaspersky\x03com\x00", TYPE_AAAA, edns);
+            if edns && !dnssec_ok {
+                let n = bytes.len();
+                bytes[n - 4] = 0; // the DO bit
+            }
+            let mut name = NameBuf::new();
+            let q = parse_query(&bytes, &mut name).unwrap();
+            let mut fast = Vec::new();
+            begin(&mut fast, &q, RCODE_NXDOMAIN, 0, 1);
+            soa(&mut fast, 60);
+            opt(&mut fast, &q, Some((16, text)));
+            let req = Message::from_vec(&bytes).unwrap();
+            let full = super::super::answer::blocked(
+                &req,
+                &req.queries[0],
+                super::super::answer::BlockMode::Nxdomain,
+                60,
+                16,
+                text,
+            );
+            let full = super::super::answer::encode(&full, None).unwrap();
+            let (fast, full) = (Message::from_vec(&fast).unwrap(), Message::from_vec(&full).unwrap());
+            assert_eq!(fast, full, "EDNS {edns}, DO {dnssec_ok}");
+            // Records compare without their TTLs.
+            let ttls = |m: &Message| m.authorities.iter().map(|r| r.ttl).collect::<Vec<_>>();
+            assert_eq!((ttls(&fast), ttls(&full)), (vec![60], vec![60]));
+        }
     }
 
     #[test]
