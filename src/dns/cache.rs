@@ -176,8 +176,13 @@ pub struct AnswerCache {
     pub misses: u64,
 }
 
+/// A key's hash: the name's hash (the one the policy's name tables use,
+/// eight bytes a multiply) with the type and flags mixed in; one multiply
+/// spreads them into the top bits the table's tags are taken from.
 fn hash(key: &[u8]) -> u64 {
-    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)).rotate_left(29)
+    let (name, rest) = key.split_at(key.len().saturating_sub(3));
+    let rest = rest.iter().fold(0u64, |w, &b| w << 8 | u64::from(b));
+    (crate::matcher::hash_name(name) ^ rest).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl AnswerCache {
