@@ -16,7 +16,7 @@ use crate::policy::{Action, CategoryId, Policy};
 pub(super) struct Tally {
     /// Queries answered, by result (index: [`QueryResult::index`]).
     results: [u64; QueryResult::ALL.len()],
-    /// Queries counted in `DnsStats::queries` (answered here or not).
+    /// Queries answered (added to `DnsStats::queries`).
     queries: u64,
     blocked: u64,
     monitored: u64,
