@@ -168,7 +168,6 @@ pub struct AnswerCache {
     /// Origin of the entries' times.
     epoch: Instant,
     capacity: usize,
-    scratch: Vec<u8>,
     /// The last `now` a lookup was given, in ns after the epoch: the
     /// queries of a batch share one, and the conversion is not free.
     last_now: (Instant, u64),
@@ -176,13 +175,26 @@ pub struct AnswerCache {
     pub misses: u64,
 }
 
-/// A key's hash: the name's hash (the one the policy's name tables use,
-/// eight bytes a multiply) with the type and flags mixed in; one multiply
-/// spreads them into the top bits the table's tags are taken from.
+/// A key's hash (see [`hash_parts`]).
 fn hash(key: &[u8]) -> u64 {
     let (name, rest) = key.split_at(key.len().saturating_sub(3));
-    let rest = rest.iter().fold(0u64, |w, &b| w << 8 | u64::from(b));
+    let [q0, q1, flags] = <[u8; 3]>::try_from(rest).unwrap_or_default();
+    hash_parts(name, u16::from_be_bytes([q0, q1]), flags)
+}
+
+/// The hash of the key of (`name`, `qtype`, `flags`), from its parts, so a
+/// lookup builds no key: the name's hash (the one the policy's name tables
+/// use, eight bytes a multiply) with the type and flags mixed in; one
+/// multiply spreads them into the top bits the table's tags are taken from.
+fn hash_parts(name: &[u8], qtype: u16, flags: u8) -> u64 {
+    let rest = u64::from(qtype) << 8 | u64::from(flags);
     (crate::matcher::hash_name(name) ^ rest).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Whether `key` is the key of (`name`, `qtype`, `flags`).
+fn key_is(key: &[u8], name: &[u8], qtype: u16, flags: u8) -> bool {
+    let [q0, q1] = qtype.to_be_bytes();
+    key.len() == name.len() + 3 && key[..name.len()] == *name && key[name.len()..] == [q0, q1, flags]
 }
 
 impl AnswerCache {
@@ -192,7 +204,6 @@ impl AnswerCache {
             table: HashTable::new(),
             epoch,
             capacity: capacity.max(1),
-            scratch: Vec::with_capacity(260),
             last_now: (epoch, 0),
             hits: 0,
             misses: 0,
@@ -255,9 +266,6 @@ impl AnswerCache {
                 ns
             }
         };
-        self.scratch.clear();
-        write_key(&mut self.scratch, name, qtype, flags);
-        let key = self.scratch.as_slice();
         let usable = |e: &&Entry| {
             e.expires() > now
                 && e.policy() == policy
@@ -266,7 +274,8 @@ impl AnswerCache {
                 && e.question_end() == 12 + query.question.len()
                 && e.response().len() <= query.udp_limit()
         };
-        let Some(entry) = self.table.find(hash(key), |e| e.key() == key).filter(usable) else {
+        let found = self.table.find(hash_parts(name, qtype, flags), |e| key_is(e.key(), name, qtype, flags));
+        let Some(entry) = found.filter(usable) else {
             self.misses += u64::from(need == Need::Any);
             return false;
         };
