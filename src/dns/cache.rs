@@ -26,8 +26,14 @@ pub struct CacheKey {
     bytes: Vec<u8>,
 }
 
+/// The EDNS part of a key: bit 0 = the client sent EDNS, bit 1 = DO
+/// (`dnssec_ok`: `None` without EDNS).
+pub fn edns_flags(dnssec_ok: Option<bool>) -> u8 {
+    dnssec_ok.map_or(0, |d| 1 | (u8::from(d) << 1))
+}
+
 impl CacheKey {
-    /// `flags`: bit 0 = client sent EDNS, bit 1 = DO.
+    /// `flags`: see [`edns_flags`].
     pub fn new(name: &[u8], qtype: u16, flags: u8) -> CacheKey {
         let mut bytes = Vec::with_capacity(name.len() + 3);
         write_key(&mut bytes, name, qtype, flags);

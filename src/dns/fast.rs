@@ -10,7 +10,7 @@ use hickory_proto::rr::RecordType;
 
 use super::aggregate::Sighting;
 use super::answer::BlockMode;
-use super::cache::{AnswerCache, Need};
+use super::cache::{AnswerCache, Need, edns_flags};
 use super::handler::Handler;
 use super::tally::Tally;
 use super::wire::{self, Query};
@@ -77,7 +77,7 @@ impl Handler {
             tally.answered(QueryResult::Refused);
             return Fast::Answered;
         }
-        let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
+        let flags = edns_flags(q.edns.map(|e| e.dnssec_ok));
         let generation = policy.generation();
         let mut from_cache = |need, out: &mut Vec<u8>| {
             cache.answer(name.as_bytes(), q.qtype, flags, &q, generation, now.instant, now.ms, need, out)

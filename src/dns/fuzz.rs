@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 
 use super::answer::{self, BlockMode};
-use super::cache::{AnswerCache, Need};
+use super::cache::{AnswerCache, Need, edns_flags};
 use super::fast::Fast;
 use super::handler::{Handler, HandlerConfig, upstream_failure};
 use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
@@ -123,7 +123,7 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
     // A repeat of the query, answered from what was just cached.
     let mut name = crate::matcher::NameBuf::new();
     if let Some(q) = wire::parse_query(bytes, &mut name) {
-        let flags = q.edns.map_or(0, |e| 1 | (u8::from(e.dnssec_ok) << 1));
+        let flags = edns_flags(q.edns.map(|e| e.dnssec_ok));
         let mut out = Vec::new();
         let now = crate::time::now_ms();
         if cache.answer(name.as_bytes(), q.qtype, flags, &q, policy, Instant::now(), now, Need::Any, &mut out) {

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 use super::aggregate::{Aggregator, Sighting};
 use super::answer::{self, BlockMode};
-use super::cache::{CacheKey, Fill};
+use super::cache::{CacheKey, Fill, edns_flags};
 use super::ratelimit::RateLimiter;
 use super::tally::Tally;
 use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
@@ -459,7 +459,7 @@ pub(super) fn fill_for(
         return None;
     }
     let name = crate::matcher::normalize(&query.name().to_ascii()).ok()?;
-    let flags = req.edns.as_ref().map_or(0, |e| 1 | (u8::from(e.flags().dnssec_ok) << 1));
+    let flags = edns_flags(req.edns.as_ref().map(|e| e.flags().dnssec_ok));
     let question_end = wire::question_end(encoded)?;
     let ttl_offsets = wire::ttl_offsets(encoded, question_end)?;
     let key = CacheKey::new(name.as_bytes(), u16::from(query.query_type()), flags);
