@@ -267,11 +267,6 @@ impl Metrics {
         }
     }
 
-    /// The fast path's answer cache served (`true`) or missed a query.
-    pub fn answer_cache(&self, hit: bool) {
-        self.answer_cache_counts(u64::from(hit), u64::from(!hit));
-    }
-
     /// The fast path's answer cache served `hits` queries and missed `misses`.
     pub fn answer_cache_counts(&self, hits: u64, misses: u64) {
         if hits > 0 {
@@ -282,12 +277,7 @@ impl Metrics {
         }
     }
 
-    /// A blocked or monitored contact seen by `layer` (`dns`, `sni`, …).
-    pub fn contact(&self, layer: &'static str, category: &str, action: Action) {
-        self.contacts(layer, category, action, 1);
-    }
-
-    /// `n` blocked or monitored contacts seen by `layer`.
+    /// `n` blocked or monitored contacts seen by `layer` (`dns`, `sni`, …).
     pub fn contacts(&self, layer: &'static str, category: &str, action: Action, n: u64) {
         let find = |list: &[ContactCounter]| {
             list.iter().position(|(l, c, a, _)| *l == layer && **c == *category && *a == action)
@@ -365,7 +355,7 @@ mod tests {
     fn every_family_is_exposed_with_zero_values() {
         let m = Metrics::new();
         m.query(QueryResult::Blocked);
-        m.contact("dns", "update", Action::Block);
+        m.contacts("dns", "update", Action::Block, 1);
         let text = m.encode();
         for want in [
             "warden_dns_queries_total{result=\"blocked\"} 1",
