@@ -176,15 +176,14 @@ pub fn opt(out: &mut Vec<u8>, q: &Query, ede: Option<(u16, &str)>) {
     let Some(edns) = q.edns else { return };
     let ([o0, o1], [p0, p1]) = (TYPE_OPT.to_be_bytes(), super::answer::EDNS_PAYLOAD.to_be_bytes());
     let flags = if edns.dnssec_ok { 0x80 } else { 0 };
-    let text = ede.map_or(&[][..], |(_, text)| text.as_bytes());
     // RDLENGTH: one option (code 15, length, info code, text) or none.
-    let [r0, r1] = ((if ede.is_some() { text.len() + 6 } else { 0 }) as u16).to_be_bytes();
+    let [r0, r1] = (ede.map_or(0, |(_, text)| text.len() + 6) as u16).to_be_bytes();
     out.extend_from_slice(&[0, o0, o1, p0, p1, 0, 0, flags, 0, r0, r1]);
-    if let Some((code, _)) = ede {
+    if let Some((code, text)) = ede {
         let ([e0, e1], [l0, l1], [c0, c1]) =
             (15u16.to_be_bytes(), ((text.len() + 2) as u16).to_be_bytes(), code.to_be_bytes());
         out.extend_from_slice(&[e0, e1, l0, l1, c0, c1]);
-        out.extend_from_slice(text);
+        out.extend_from_slice(text.as_bytes());
     }
 }
 
