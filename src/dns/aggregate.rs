@@ -229,8 +229,12 @@ mod tests {
     /// `sight` with the event the DNS layer would build; true: first sighting.
     fn sight(agg: &mut Aggregator, policy: &Arc<Policy>, s: Sighting<'_>, closed: &mut Vec<Repeats>) -> bool {
         let make = || {
-            let c = Contact::new(Arc::clone(policy), *s.verdict, s.now, s.client, crate::audit::Layer::Dns);
-            c.with_name(s.name.unwrap_or_default())
+            let mut c = Contact::new(Arc::clone(policy), *s.verdict, s.now, s.client, crate::audit::Layer::Dns);
+            c.message = s.via.map(Box::from);
+            match s.name {
+                Some(name) => c.with_name(name),
+                None => c,
+            }
         };
         agg.sight(policy, s, closed, make).is_some()
     }
@@ -316,6 +320,40 @@ mod tests {
         assert!(sight(&mut agg, &other, s, &mut closed));
         assert!(sight(&mut agg, &policy, Sighting { qtype: RecordType::AAAA, ..s }, &mut closed));
         assert!(!sight(&mut agg, &policy, s, &mut closed));
+    }
+
+    #[test]
+    fn the_name_its_length_and_the_cname_it_came_by_tell_contacts_apart() {
+        let (policy, verdict, now) = setup();
+        let mut agg = Aggregator::new(1_000);
+        let mut closed = Vec::new();
+        // Short, long and the longest a name can be; each its own letter,
+        // so no name is another's tail.
+        let names: Vec<String> = [(21, "a"), (62, "b"), (63, "c"), (253, "d")]
+            .iter()
+            .map(|&(len, letter)| format!("{}.kaspersky.com", letter.repeat(len - ".kaspersky.com".len())))
+            .collect();
+        for name in &names {
+            let s = sighting(&verdict, "10.0.0.1", name, now);
+            assert!(sight(&mut agg, &policy, s, &mut closed), "{} bytes: first", name.len());
+            assert!(!sight(&mut agg, &policy, s, &mut closed), "{} bytes: a repeat", name.len());
+            // One byte more or less is another contact.
+            let shorter = &name[1..];
+            assert!(sight(&mut agg, &policy, sighting(&verdict, "10.0.0.1", shorter, now), &mut closed));
+        }
+        let s = sighting(&verdict, "10.0.0.1", "s10.upd.kaspersky.com", now);
+        let via = Sighting { via: Some("cdn.example"), ..s };
+        assert!(sight(&mut agg, &policy, s, &mut closed));
+        assert!(sight(&mut agg, &policy, via, &mut closed), "the same name by a CNAME is its own contact");
+        assert!(!sight(&mut agg, &policy, via, &mut closed));
+        assert!(sight(&mut agg, &policy, Sighting { via: Some("cdn.example.net"), ..s }, &mut closed));
+        assert!(sight(&mut agg, &policy, Sighting { name: None, ..s }, &mut closed), "no name");
+        assert!(!sight(&mut agg, &policy, Sighting { name: None, ..s }, &mut closed));
+        agg.close_all(&mut closed);
+        let repeats: Vec<_> = closed.iter().map(|r| (r.contact.name.as_deref().map(str::len), r.count)).collect();
+        let mut want: Vec<_> = names.iter().map(|n| (Some(n.len()), 1)).collect();
+        want.extend([(Some("s10.upd.kaspersky.com".len()), 1), (None, 1)]);
+        assert_eq!(repeats, want, "each repeat counted on its own contact, oldest first");
     }
 
     #[test]
