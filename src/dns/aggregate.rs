@@ -2,11 +2,15 @@
 //! client, name, qtype, verdict and `via`) gets its own audit record at once;
 //! identical sightings within the window that follows are only counted, and
 //! written as one record with `count`, `first_ts` and `last_ts` when the
-//! window closes. A client retrying a blocked name thousands of times a
-//! second then costs a hash lookup per retry instead of a record, every
-//! attempt is still counted (the `count`s of a contact's records add up to
-//! its attempts), a new client or name is never delayed, and a crash loses
-//! at most the repeat counts of the open windows.
+//! window closes. A window that closes with repeats opens the next one for
+//! the same contact at once, so a contact that keeps coming back costs one
+//! record a window, not a first record and a repeat record; only a window
+//! with no repeat ends the contact, and its next sighting is a first one
+//! again. A client retrying a blocked name thousands of times a second then
+//! costs a hash lookup per retry instead of a record, every attempt is
+//! still counted (the `count`s of a contact's records add up to its
+//! attempts), a new client or name is never delayed, and a crash loses at
+//! most the repeat counts of the open windows.
 //!
 //! Owns only the pending table, which keeps each open window's first
 //! sighting as the `audit::Contact` the writer was sent (built by the
@@ -180,7 +184,9 @@ impl Aggregator {
             if !self.is_due(now) {
                 return false;
             }
-            self.close_oldest(closed);
+            if let Some(next) = self.close_oldest(closed) {
+                self.reopen(next, now);
+            }
         }
         self.is_due(now)
     }
@@ -196,17 +202,39 @@ impl Aggregator {
         }
     }
 
-    fn close_oldest(&mut self, closed: &mut Vec<Repeats>) {
-        let Some(o) = self.open.pop_front() else { return };
+    /// Closes the oldest window; its repeats go to `closed`. Returns it
+    /// when it had any, for [`Aggregator::reopen`].
+    fn close_oldest(&mut self, closed: &mut Vec<Repeats>) -> Option<Open> {
+        let o = self.open.pop_front()?;
         let seq = self.base;
         self.base += 1;
         if let Ok(entry) = self.index.find_entry(o.hash, |&q| q == seq) {
             entry.remove();
         }
-        if o.count > 0 {
-            let Open { contact, count, first_ms, last_ms, .. } = o;
-            closed.push(Repeats { contact, count, first_ms, last_ms, correlation: None });
-        }
+        (o.count > 0).then(|| {
+            let contact = Arc::clone(&o.contact);
+            closed.push(Repeats {
+                contact,
+                count: o.count,
+                first_ms: o.first_ms,
+                last_ms: o.last_ms,
+                correlation: None,
+            });
+            o
+        })
+    }
+
+    /// Opens the window after `o`'s, which closed with repeats at `now`,
+    /// for the same contact. It runs from `now` (`o` counted until then),
+    /// so the queue stays in closing order. A window closed early for room
+    /// is not reopened.
+    fn reopen(&mut self, o: Open, now: i64) {
+        let seq = self.base + self.open.len() as u64;
+        let next = Open { closes: now.saturating_add(self.window_ms), count: 0, ..o };
+        let hash = next.hash;
+        self.open.push_back(next);
+        let (open, base) = (&self.open, self.base);
+        self.index.insert_unique(hash, seq, |&q| open.get((q - base) as usize).map_or(0, |o| o.hash));
     }
 }
 
@@ -275,9 +303,22 @@ mod tests {
         let r = &closed[0];
         assert_eq!((r.count, r.first_ms, r.last_ms), (5, now + 100, now + 500));
         assert_eq!(r.contact.name.as_deref(), Some("s10.upd.kaspersky.com"));
-        assert!(agg.is_empty());
-        // After the window, the next sighting is a first one again.
+        // The contact with repeats goes on in a window of its own; the
+        // others had none and are done.
+        assert_eq!(agg.len(), 1);
         let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now + 1_200);
+        assert!(!sight(&mut agg, &policy, s, &mut closed), "a repeat of the window that follows");
+        agg.close_due(now + 2_000, usize::MAX, &mut closed);
+        assert_eq!(closed.len(), 2, "one record for the second window");
+        let r = &closed[1];
+        assert_eq!((r.count, r.first_ms, r.last_ms), (1, now + 1_200, now + 1_200));
+        assert!(Arc::ptr_eq(&r.contact, &closed[0].contact), "the same contact");
+        // A window without a repeat ends the contact: the next sighting is
+        // a first one again.
+        agg.close_due(now + 3_000, usize::MAX, &mut closed);
+        assert_eq!(closed.len(), 2);
+        assert!(agg.is_empty());
+        let s = sighting(&verdict, "192.168.1.20", "s10.upd.kaspersky.com", now + 3_100);
         assert!(sight(&mut agg, &policy, s, &mut closed));
     }
 
@@ -303,7 +344,12 @@ mod tests {
             }
         }
         assert_eq!(slices, [(2, true), (4, true), (5, false)]);
+        // Each had a repeat, so each goes on; the windows that follow see
+        // none and close without a record.
+        assert_eq!(agg.len(), 5);
+        assert!(!agg.close_due(now + 2_000, usize::MAX, &mut closed));
         assert!(agg.is_empty());
+        assert_eq!(closed.len(), 5);
         let got: Vec<_> = closed.iter().map(|r| (r.contact.name.as_deref(), r.count)).collect();
         let want: Vec<_> = names.iter().map(|n| (Some(n.as_str()), 1)).collect();
         assert_eq!(got, want, "oldest first, each window's repeat counted");
