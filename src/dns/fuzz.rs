@@ -49,7 +49,9 @@ fn handlers() -> &'static [Handler] {
                     log_allowed: true,
                     canary_nxdomain: true,
                     ddr_nodata: true,
-                    aggregate_window_ms: 0,
+                    // Short, so the repeat counter's table fills, and its
+                    // windows close and reopen, from one input to the next.
+                    aggregate_window_ms: 1,
                 };
                 Handler::new(policy.clone(), upstream, AuditHandle::disabled(), config)
             })
