@@ -14,10 +14,9 @@ use crate::policy::{Action, CategoryId, Policy};
 /// Counts not yet added to the shared counters.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
-    /// Queries answered, by result (index: [`QueryResult::index`]).
+    /// Queries answered, by result (index: [`QueryResult::index`]); their
+    /// sum goes to `DnsStats::queries`.
     results: [u64; QueryResult::ALL.len()],
-    /// Queries answered (added to `DnsStats::queries`).
-    queries: u64,
     blocked: u64,
     monitored: u64,
     cache_hits: u64,
@@ -29,7 +28,6 @@ pub(super) struct Tally {
 impl Tally {
     /// A query answered with `result`.
     pub fn answered(&mut self, result: QueryResult) {
-        self.queries += 1;
         if let Some(n) = self.results.get_mut(result.index()) {
             *n += 1;
         }
@@ -64,7 +62,7 @@ impl Tally {
                 counter.fetch_add(n, Relaxed);
             }
         };
-        add(&stats.queries, self.queries);
+        add(&stats.queries, self.results.iter().sum());
         add(&stats.blocked, self.blocked);
         add(&stats.monitored, self.monitored);
         for (result, &n) in QueryResult::ALL.iter().zip(&self.results) {
