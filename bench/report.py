@@ -5,8 +5,14 @@ range), then warden's ratios against the limit and the peers, taken from the
 medians and, for throughput, also round by round (servers of one round ran
 minutes apart, rounds may run in different weather on a shared machine).
 
+A second table splits each server's CPU time per query into user and system
+time and, for warden, the part its audit-log threads took: the kernel's UDP
+path is the system column, so the columns show how much of a gap to the
+limit is the server's own work and how much the kernel's.
+
 usage: report.py results.tsv SERVER...
-results.tsv: name load rss rss_after qps per_cpu p50 p99 ok, one line per round"""
+results.tsv: name load rss rss_after qps per_cpu p50 p99 ok [user_us sys_us audit_us],
+one line per round"""
 import math
 import statistics
 import sys
@@ -15,11 +21,11 @@ path, servers = sys.argv[1], sys.argv[2:]
 rounds = {}
 for line in open(path):
     f = line.rstrip("\n").split("\t")
-    if len(f) != 9:
+    if len(f) not in (9, 12):
         continue
     name, ok = f[0], f[8]
     vals = []
-    for x in f[1:8]:
+    for x in f[1:8] + f[9:12]:
         try:
             vals.append(float(x))
         except ValueError:
@@ -36,7 +42,7 @@ def ratio(a, b):
     return "%.2fx" % (a / b) if b and not (math.isnan(a) or math.isnan(b)) else "n/a"
 
 
-LOAD, RSS, RSS_AFTER, QPS, PER_CPU, P50, P99 = range(7)
+LOAD, RSS, RSS_AFTER, QPS, PER_CPU, P50, P99, USER, SYS, AUDIT = range(10)
 print("| server | load s | RSS after load MiB | RSS after run MiB | QPS | QPS per server CPU-second (rounds' range) | p50 / p99 ms at 10k qps | correct |")
 print("|---|---|---|---|---|---|---|---|")
 for s in servers:
@@ -66,3 +72,20 @@ if "warden-tmpfs" in rounds:
     print("warden, audit log on tmpfs: QPS/CPU-s %s limit, p50/p99 %s / %s unbound" % (
         ratio(med(t, PER_CPU), med("limit", PER_CPU)), ratio(med(t, P50), med("unbound", P50)),
         ratio(med(t, P99), med("unbound", P99))))
+
+split = [s for s in servers if s in rounds and not math.isnan(med(s, USER))]
+if split:
+    print()
+    print("Server CPU per query over the throughput run, µs (medians; audit: the audit-log threads, part of user + system):")
+    print()
+    print("| server | user | system | audit | total |")
+    print("|---|---|---|---|---|")
+    for s in split:
+        audit = med(s, AUDIT)
+        print("| %s | %.3f | %.3f | %s | %.3f |" % (
+            s, med(s, USER), med(s, SYS), "%.3f" % audit if audit > 0 else "–", med(s, USER) + med(s, SYS)))
+    if "warden" in split and "limit" in split:
+        du, ds = med("warden", USER) - med("limit", USER), med("warden", SYS) - med("limit", SYS)
+        print()
+        print("warden − limit, µs per query: user %+.3f, system %+.3f (of which audit threads %.3f)" % (
+            du, ds, med("warden", AUDIT)))

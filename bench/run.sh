@@ -95,7 +95,18 @@ ip netns exec "$NS" taskset -c 1 nsd -d -c "$WORK/nsd.conf" >"$WORK/nsd.log" 2>&
 PIDS+=($!)
 sleep 1
 
-cputime() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpusplit PID: "user system audit" clock ticks so far: the process's user and
+# system time, and the time of its audit-log threads (warden-audit*), so the
+# table can say where a server's CPU goes (fields after the comm's ")").
+cpusplit() {
+    local u s a=0 t
+    read -r u s < <(sed 's/.*) //' "/proc/$1/stat" | awk '{print $12, $13}')
+    for t in /proc/"$1"/task/*; do
+        [[ $(cat "$t/comm" 2>/dev/null) == warden-audit* ]] || continue
+        a=$((a + $(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$u $s $a"
+}
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 answers() { nsx dig +tries=2 +time=3 +short -p "$1" @127.0.0.1 "$2" "$3" 2>/dev/null; }
 rcode() { nsx dig +tries=1 +time=2 -p "$1" @127.0.0.1 "$2" A 2>/dev/null | sed -n 's/.*status: \([A-Z]*\).*/\1/p'; }
@@ -134,13 +145,17 @@ run_one() {
     # ~15 MB/s) do not land in this one's figures, nor in the next server's.
     sync
     nsx taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -n 1 -c 10 -q 100 >/dev/null 2>&1 || true
-    local c0=$(cputime "$pid")
+    local u0 s0 a0 u1 s1 a1
+    read -r u0 s0 a0 < <(cpusplit "$pid")
     nsx taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c 10 -q 100 -l "$DURATION" >"$WORK/$name.perf" 2>&1 || true
-    local c1=$(cputime "$pid")
+    read -r u1 s1 a1 < <(cpusplit "$pid")
     local done_q=$(awk '/Queries completed:/ {print $3}' "$WORK/$name.perf")
     local qps=$(awk '/Queries per second:/ {printf "%.0f", $4}' "$WORK/$name.perf")
     local tick=$(getconf CLK_TCK)
-    local per_cpu=$(echo "scale=0; ${done_q:-0} * $tick / ($c1 - $c0 + 0.0001)" | bc)
+    local per_cpu=$(echo "scale=0; ${done_q:-0} * $tick / ($u1 + $s1 - $u0 - $s0 + 0.0001)" | bc)
+    # µs of server CPU per query: user, system, and the audit threads' part of both
+    local split=$(awk -v q="${done_q:-0}" -v t="$tick" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v a=$((a1 - a0)) \
+        'BEGIN { f = q > 0 ? 1e6 / t / q : 0; printf "%.3f\t%.3f\t%.3f", u * f, s * f, a * f }')
     sync
     nsx taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" -c 10 -Q 10000 -l 5 -v >"$WORK/$name.lat" 2>&1 || true
     local lat=$(python3 - "$WORK/$name.lat" <<'PY'
@@ -152,8 +167,8 @@ PY
     local rss_after=$(rss_mib "$pid")
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$load" "$rss" "$rss_after" "${qps:-0}" "$per_cpu" "$lat" "$ok" >>"$WORK/results.tsv"
-    echo "bench: round $ROUND $name: load $load s, QPS $qps, per CPU-s $per_cpu, p50/p99 ${lat/$'\t'/ \/ } ms, $ok" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$load" "$rss" "$rss_after" "${qps:-0}" "$per_cpu" "$lat" "$ok" "$split" >>"$WORK/results.tsv"
+    echo "bench: round $ROUND $name: load $load s, QPS $qps, per CPU-s $per_cpu, p50/p99 ${lat/$'\t'/ \/ } ms, $ok; µs/query user/system/audit ${split//$'\t'/ \/ }" >&2
 }
 
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
