@@ -74,6 +74,7 @@ pub fn request(bytes: &[u8]) {
             let mut pass = handler.pass();
             let fast = handler.fast_answer(bytes, client, &mut pass, cache, &mut out);
             handler.end_pass(&mut pass);
+            handler.close_after_batch(pass.now.ms);
             if fast == Fast::Answered {
                 let mut name = crate::matcher::NameBuf::new();
                 let q = wire::parse_query(bytes, &mut name).expect("the fast path answered what it could not parse");

@@ -2,7 +2,7 @@
 //! forward, check the upstream's answer, write audit records, encode.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -26,6 +26,13 @@ use crate::time::now_ms;
 /// Repeat windows the timer closes per hold of the aggregator's lock (about
 /// 0.1 ms of work), see [`Handler::close_repeats`].
 const CLOSE_SLICE: usize = 512;
+/// Repeat windows a UDP worker closes after a batch, see
+/// [`Handler::close_after_batch`].
+pub(super) const CLOSE_PER_BATCH: usize = 64;
+/// How long after a worker last closed windows, having left none due, the
+/// timer leaves the closing to the workers (the workers wake at least every
+/// 100 ms, see `udp::WAKE`).
+const WORKERS_CLOSE_FOR_MS: i64 = 250;
 
 /// How the query arrived; decides truncation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +82,10 @@ pub struct Handler {
     pub(super) correlator: Option<Arc<Correlator>>,
     /// Contacts whose repeats are being counted.
     repeats: Mutex<Aggregator>,
+    /// When a UDP worker last closed repeat windows (Unix ms), and whether
+    /// it left any due: see [`Handler::close_repeats`].
+    worker_closed_at: AtomicI64,
+    workers_behind: AtomicBool,
 }
 
 /// A response and whether the fast path may cache it.
@@ -120,6 +131,8 @@ impl Handler {
             limiter: None,
             correlator: None,
             repeats: Mutex::new(Aggregator::new(config.aggregate_window_ms)),
+            worker_closed_at: AtomicI64::new(i64::MIN),
+            workers_behind: AtomicBool::new(false),
             config,
         }
     }
@@ -381,12 +394,34 @@ impl Handler {
         contact
     }
 
+    /// Closes up to [`CLOSE_PER_BATCH`] repeat windows due by `now` and
+    /// writes their records. A UDP worker calls it after each batch, once
+    /// the answers have left (and on its idle wake-ups), so while it serves,
+    /// the windows close on the thread that counts them: no other thread
+    /// holds the aggregator's lock while a query waits for it. (A timer
+    /// thread that holds it can be preempted there by the audit writer, and
+    /// after a burst, when tens of thousands of windows close, the worker
+    /// then waited milliseconds for the lock.)
+    pub fn close_after_batch(&self, now: i64) {
+        let mut closed = Vec::new();
+        let behind = self.repeats().close_due(now, CLOSE_PER_BATCH, &mut closed);
+        self.write_repeats(closed);
+        self.workers_behind.store(behind, Ordering::Relaxed);
+        self.worker_closed_at.store(now, Ordering::Relaxed);
+    }
+
     /// Writes the repeat records of the windows closed by `now`. Called on a
-    /// timer, so a quiet server still writes them on time. Takes the
-    /// aggregator's lock for [`CLOSE_SLICE`] windows at a time and lets other
-    /// threads run in between: after a burst, a second's worth of windows
-    /// closes at once, and a query must not wait behind all of them.
+    /// timer, so a server without UDP workers, or one whose workers have
+    /// fallen behind (see [`Handler::close_after_batch`]), still writes them
+    /// on time; otherwise the workers do. Takes the aggregator's lock for
+    /// [`CLOSE_SLICE`] windows at a time and lets other threads run in
+    /// between: after a burst, a second's worth of windows closes at once,
+    /// and a query must not wait behind all of them.
     pub fn close_repeats(&self, now: i64) {
+        let workers_closed = now.saturating_sub(self.worker_closed_at.load(Ordering::Relaxed));
+        if workers_closed < WORKERS_CLOSE_FOR_MS && !self.workers_behind.load(Ordering::Relaxed) {
+            return;
+        }
         loop {
             let mut closed = Vec::new();
             let more = self.repeats().close_due(now, CLOSE_SLICE, &mut closed);

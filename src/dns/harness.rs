@@ -75,6 +75,7 @@ impl FastPath {
                 answered += usize::from(fast == Fast::Answered);
             }
             self.handler.end_pass(&mut pass);
+            self.handler.close_after_batch(pass.now.ms);
         }
         answered
     }
@@ -131,6 +132,7 @@ pub const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::handler::CLOSE_PER_BATCH;
 
     #[test]
     fn the_harness_answers_like_a_worker_blocked_and_cached_names_but_not_the_rest() {
@@ -144,6 +146,35 @@ mod tests {
         assert_eq!(fast.answer(&query(2, "h2.allowed.test", wire::TYPE_A), CLIENT), None, "not cached");
         let queries = [query(3, "s10.upd.kaspersky.com", wire::TYPE_AAAA), query(4, "h1.allowed.test", wire::TYPE_A)];
         assert_eq!(fast.run(&queries, 32, CLIENT), 2);
+    }
+
+    #[test]
+    fn a_worker_closes_due_repeat_windows_after_its_batch_and_the_timer_steps_in_only_when_it_falls_behind() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let audit = AuditHandle::disabled();
+        let submitted = audit.stats();
+        let mut fast = FastPath::new(crate::policy::builtin().unwrap(), audit, &[]);
+        // 100 blocked names, each asked twice: 100 first sightings written
+        // at once, a repeat counted in each one's 1 s window.
+        let names: Vec<_> = (0..100).map(|i| format!("n{i}.upd.kaspersky.com")).collect();
+        let queries: Vec<_> = names.iter().chain(&names).map(|n| query(7, n, wire::TYPE_A)).collect();
+        let before = crate::time::now_ms();
+        assert_eq!(fast.run(&queries, 32, CLIENT), 200);
+        let after = crate::time::now_ms();
+        let written = || submitted.submitted.load(Relaxed);
+        assert_eq!(written(), 100, "first sightings");
+        // A batch before any window is due closes nothing, and the timer
+        // leaves due windows to a worker that has just closed and kept up.
+        fast.handler.close_after_batch(before + 999);
+        assert_eq!(written(), 100);
+        fast.handler.close_repeats(after + 1_000);
+        assert_eq!(written(), 100, "the timer stood by");
+        // The next batch closes its share of the due windows (one repeat
+        // record each); the rest are left, so the timer closes them.
+        fast.handler.close_after_batch(after + 1_000);
+        assert_eq!(written(), 100 + CLOSE_PER_BATCH as u64);
+        fast.handler.close_repeats(after + 1_000);
+        assert_eq!(written(), 200, "the timer closed what the worker left");
     }
 
     #[test]

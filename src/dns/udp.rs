@@ -102,6 +102,7 @@ pub fn worker(setup: WorkerSetup) {
         // metrics after its answer sees its query in them.
         setup.handler.end_pass(&mut pass);
         batch.send(&setup.socket, &setup.stats);
+        setup.handler.close_after_batch(pass.now.ms);
     }
 }
 
