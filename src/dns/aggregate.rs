@@ -195,6 +195,11 @@ impl Aggregator {
         self.open.front().is_some_and(|o| o.closes <= now)
     }
 
+    /// When the next window closes (`i64::MAX`: none is open).
+    pub fn next_due(&self) -> i64 {
+        self.open.front().map_or(i64::MAX, |o| o.closes)
+    }
+
     /// Closes every window (shutdown).
     pub fn close_all(&mut self, closed: &mut Vec<Repeats>) {
         while !self.open.is_empty() {

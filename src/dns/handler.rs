@@ -33,6 +33,9 @@ pub(super) const CLOSE_PER_BATCH: usize = 64;
 /// timer leaves the closing to the workers (the workers wake at least every
 /// 100 ms, see `udp::WAKE`).
 const WORKERS_CLOSE_FOR_MS: i64 = 250;
+/// How stale a worker lets its mark in `worker_closed_at` get: the mark is
+/// a store to a line every worker shares, so not one per batch.
+const WORKER_MARK_MS: i64 = 50;
 
 /// How the query arrived; decides truncation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +85,12 @@ pub struct Handler {
     pub(super) correlator: Option<Arc<Correlator>>,
     /// Contacts whose repeats are being counted.
     repeats: Mutex<Aggregator>,
-    /// When a UDP worker last closed repeat windows (Unix ms), and whether
-    /// it left any due: see [`Handler::close_repeats`].
+    /// When the next repeat window closes (Unix ms), kept by whoever holds
+    /// `repeats`, so a worker with nothing to close takes no lock.
+    next_due: AtomicI64,
+    /// When a UDP worker last looked for due windows (Unix ms, to within
+    /// [`WORKER_MARK_MS`]), and whether it left any due: see
+    /// [`Handler::close_repeats`].
     worker_closed_at: AtomicI64,
     workers_behind: AtomicBool,
 }
@@ -131,6 +138,7 @@ impl Handler {
             limiter: None,
             correlator: None,
             repeats: Mutex::new(Aggregator::new(config.aggregate_window_ms)),
+            next_due: AtomicI64::new(i64::MAX),
             worker_closed_at: AtomicI64::new(i64::MIN),
             workers_behind: AtomicBool::new(false),
             config,
@@ -371,7 +379,7 @@ impl Handler {
         tally.contact(verdict.action, verdict.matched.map(|(_, c)| c));
         let make = || self.contact(policy, s);
         let mut closed = Vec::new();
-        let first = self.repeats().sight(policy, s, &mut closed, make);
+        let first = self.with_repeats(|agg| agg.sight(policy, s, &mut closed, make));
         self.write_repeats(closed);
         if let Some(contact) = first {
             // Written or counted as lost by the audit handle: either way done.
@@ -403,11 +411,18 @@ impl Handler {
     /// after a burst, when tens of thousands of windows close, the worker
     /// then waited milliseconds for the lock.)
     pub fn close_after_batch(&self, now: i64) {
-        let mut closed = Vec::new();
-        let behind = self.repeats().close_due(now, CLOSE_PER_BATCH, &mut closed);
-        self.write_repeats(closed);
-        self.workers_behind.store(behind, Ordering::Relaxed);
-        self.worker_closed_at.store(now, Ordering::Relaxed);
+        let behind = now >= self.next_due.load(Ordering::Relaxed) && {
+            let mut closed = Vec::new();
+            let behind = self.with_repeats(|agg| agg.close_due(now, CLOSE_PER_BATCH, &mut closed));
+            self.write_repeats(closed);
+            behind
+        };
+        if behind != self.workers_behind.load(Ordering::Relaxed) {
+            self.workers_behind.store(behind, Ordering::Relaxed);
+        }
+        if now.saturating_sub(self.worker_closed_at.load(Ordering::Relaxed)) >= WORKER_MARK_MS {
+            self.worker_closed_at.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Writes the repeat records of the windows closed by `now`. Called on a
@@ -424,7 +439,7 @@ impl Handler {
         }
         loop {
             let mut closed = Vec::new();
-            let more = self.repeats().close_due(now, CLOSE_SLICE, &mut closed);
+            let more = self.with_repeats(|agg| agg.close_due(now, CLOSE_SLICE, &mut closed));
             self.write_repeats(closed);
             if !more {
                 return;
@@ -435,6 +450,15 @@ impl Handler {
 
     fn repeats(&self) -> MutexGuard<'_, Aggregator> {
         self.repeats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the aggregator under its lock and notes when its next
+    /// window closes.
+    fn with_repeats<R>(&self, f: impl FnOnce(&mut Aggregator) -> R) -> R {
+        let mut agg = self.repeats();
+        let result = f(&mut agg);
+        self.next_due.store(agg.next_due(), Ordering::Relaxed);
+        result
     }
 
     fn write_repeats(&self, closed: Vec<Repeats>) {
