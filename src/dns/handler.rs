@@ -29,11 +29,11 @@ const CLOSE_SLICE: usize = 512;
 /// Repeat windows a UDP worker closes after a batch, see
 /// [`Handler::close_after_batch`].
 pub(super) const CLOSE_PER_BATCH: usize = 64;
-/// How long after a worker last closed windows, having left none due, the
+/// How long after a worker last looked for due windows, having left none, the
 /// timer leaves the closing to the workers (the workers wake at least every
 /// 100 ms, see `udp::WAKE`).
 const WORKERS_CLOSE_FOR_MS: i64 = 250;
-/// How stale a worker lets its mark in `worker_closed_at` get: the mark is
+/// How stale a worker lets its mark in `workers_looked_at` get: the mark is
 /// a store to a line every worker shares, so not one per batch.
 const WORKER_MARK_MS: i64 = 50;
 
@@ -91,7 +91,7 @@ pub struct Handler {
     /// When a UDP worker last looked for due windows (Unix ms, to within
     /// [`WORKER_MARK_MS`]), and whether it left any due: see
     /// [`Handler::close_repeats`].
-    worker_closed_at: AtomicI64,
+    workers_looked_at: AtomicI64,
     workers_behind: AtomicBool,
 }
 
@@ -139,7 +139,7 @@ impl Handler {
             correlator: None,
             repeats: Mutex::new(Aggregator::new(config.aggregate_window_ms)),
             next_due: AtomicI64::new(i64::MAX),
-            worker_closed_at: AtomicI64::new(i64::MIN),
+            workers_looked_at: AtomicI64::new(i64::MIN),
             workers_behind: AtomicBool::new(false),
             config,
         }
@@ -420,8 +420,8 @@ impl Handler {
         if behind != self.workers_behind.load(Ordering::Relaxed) {
             self.workers_behind.store(behind, Ordering::Relaxed);
         }
-        if now.saturating_sub(self.worker_closed_at.load(Ordering::Relaxed)) >= WORKER_MARK_MS {
-            self.worker_closed_at.store(now, Ordering::Relaxed);
+        if now.saturating_sub(self.workers_looked_at.load(Ordering::Relaxed)) >= WORKER_MARK_MS {
+            self.workers_looked_at.store(now, Ordering::Relaxed);
         }
     }
 
@@ -433,8 +433,8 @@ impl Handler {
     /// between: after a burst, a second's worth of windows closes at once,
     /// and a query must not wait behind all of them.
     pub fn close_repeats(&self, now: i64) {
-        let workers_closed = now.saturating_sub(self.worker_closed_at.load(Ordering::Relaxed));
-        if workers_closed < WORKERS_CLOSE_FOR_MS && !self.workers_behind.load(Ordering::Relaxed) {
+        let since_workers_looked = now.saturating_sub(self.workers_looked_at.load(Ordering::Relaxed));
+        if since_workers_looked < WORKERS_CLOSE_FOR_MS && !self.workers_behind.load(Ordering::Relaxed) {
             return;
         }
         loop {
