@@ -15,10 +15,11 @@
 
 use std::time::Instant;
 
-use hashbrown::HashTable;
-
 /// Longest a response is kept, whatever its TTLs say.
 const MAX_TTL: u32 = 86_400;
+/// Slots [`AnswerCache::warm`] looks at per lookup (two cache lines; with
+/// the table at most three quarters full, most entries are found there).
+const WARM_PROBE: usize = 4;
 
 /// Identity of a cached answer: normalised name, query type, EDNS flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +48,27 @@ fn write_key(out: &mut Vec<u8>, name: &[u8], qtype: u16, flags: u8) {
     out.push(flags);
 }
 
+/// What a lookup asks for: the query's normalised name, type and EDNS
+/// flags (see [`edns_flags`]), hashed once.
+#[derive(Clone, Copy, Debug)]
+pub struct Lookup<'a> {
+    name: &'a [u8],
+    qtype: u16,
+    flags: u8,
+    hash: u64,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(name: &'a [u8], qtype: u16, flags: u8) -> Lookup<'a> {
+        Lookup { name, qtype, flags, hash: hash_parts(name, qtype, flags) }
+    }
+
+    /// What [`AnswerCache::warm`] is given.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
 /// A response the full path produced, ready to be cached.
 #[derive(Debug)]
 pub struct Fill {
@@ -67,9 +89,9 @@ pub struct Fill {
 }
 
 /// A cached response in one allocation, header included, so a hit reads
-/// the table's 16-byte slot (the slots of a full cache stay within a few
-/// hundred KiB, mostly in L2) and this one block: each further heap object
-/// or wide slot would be one more likely cache miss per query. Layout:
+/// the table's 32-byte slot and this one block (and a batch fetches both
+/// ahead, see [`AnswerCache::warm`]): each further heap object would be
+/// one more likely cache miss per query. Layout:
 /// `[header][key][response][each TTL offset as u16]`, integers little-endian;
 /// the header is `expires`, `stored` (u64 ns after the cache's epoch),
 /// `valid_until` (i64 Unix ms, `i64::MAX`: none), `policy` (u64),
@@ -170,7 +192,7 @@ impl Entry {
 }
 
 pub struct AnswerCache {
-    table: HashTable<Entry>,
+    table: Table,
     /// Origin of the entries' times.
     epoch: Instant,
     capacity: usize,
@@ -179,6 +201,96 @@ pub struct AnswerCache {
     last_now: (Instant, u64),
     pub hits: u64,
     pub misses: u64,
+}
+
+/// The entries, in open addressing with linear probing: a power of two of
+/// slots, at most three quarters full, each slot the entry's full hash and
+/// its block. Entries leave only when the table is rebuilt
+/// ([`Table::retain`]), so probing needs no tombstones. A lookup reads the
+/// slot at a known address and then the block it points to, which is what
+/// lets [`AnswerCache::warm`] fetch a whole batch's entries at once.
+#[derive(Default)]
+struct Table {
+    slots: Box<[Slot]>,
+    len: usize,
+}
+
+/// 32 bytes, aligned, so a slot never straddles two cache lines.
+#[derive(Default)]
+#[repr(align(32))]
+struct Slot {
+    hash: u64,
+    entry: Option<Entry>,
+}
+
+impl Table {
+    /// Fewest slots once the table has any.
+    const MIN_SLOTS: usize = 64;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Where `hash`'s probe starts: its top bits (the multiply in
+    /// [`hash_parts`] mixes every input bit into them).
+    fn home(&self, hash: u64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        if bits == 0 { 0 } else { (hash >> (64 - bits)) as usize }
+    }
+
+    /// The probe sequence of `hash`: every slot once, from its home.
+    fn probe(&self, hash: u64) -> impl Iterator<Item = usize> + use<> {
+        let (home, n) = (self.home(hash), self.slots.len());
+        (0..n).map(move |k| (home + k) & (n - 1))
+    }
+
+    fn find(&self, hash: u64, eq: impl Fn(&Entry) -> bool) -> Option<&Entry> {
+        for i in self.probe(hash) {
+            match &self.slots[i] {
+                Slot { entry: None, .. } => return None,
+                Slot { hash: h, entry: Some(e) } if *h == hash && eq(e) => return Some(e),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Puts `entry` in the slot of the entry with its key, or in a free one.
+    fn insert(&mut self, hash: u64, entry: Entry) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.rebuild((self.slots.len() * 2).max(Self::MIN_SLOTS), |_| true);
+        }
+        for i in self.probe(hash) {
+            let slot = &mut self.slots[i];
+            match &slot.entry {
+                Some(e) if !(slot.hash == hash && e.key() == entry.key()) => continue,
+                old => {
+                    self.len += usize::from(old.is_none());
+                    *slot = Slot { hash, entry: Some(entry) };
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Keeps only the entries `keep` says to keep.
+    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
+        self.rebuild(self.slots.len(), keep);
+    }
+
+    fn rebuild(&mut self, slots: usize, keep: impl Fn(&Entry) -> bool) {
+        let old = std::mem::replace(&mut self.slots, (0..slots).map(|_| Slot::default()).collect());
+        self.len = 0;
+        for slot in old.into_vec() {
+            if let Some(entry) = slot.entry.filter(&keep) {
+                let free = self.probe(slot.hash).find(|&i| self.slots[i].entry.is_none());
+                if let Some(i) = free {
+                    self.slots[i] = Slot { hash: slot.hash, entry: Some(entry) };
+                    self.len += 1;
+                }
+            }
+        }
+    }
 }
 
 /// A key's hash (see [`hash_parts`]).
@@ -207,7 +319,7 @@ impl AnswerCache {
     pub fn new(capacity: usize) -> AnswerCache {
         let epoch = Instant::now();
         AnswerCache {
-            table: HashTable::new(),
+            table: Table::default(),
             epoch,
             capacity: capacity.max(1),
             last_now: (epoch, 0),
@@ -224,27 +336,49 @@ impl AnswerCache {
             return;
         }
         let now = self.ns(now);
-        if self.table.len() >= self.capacity {
+        let stored = self.ns(fill.created);
+        let expires = stored.saturating_add(u64::from(ttl.min(MAX_TTL)) * 1_000_000_000);
+        let Some(entry) = Entry::new(&fill, stored, expires) else { return };
+        let h = hash(entry.key());
+        // A new answer for a cached key takes its place; any other needs room.
+        let cached = self.table.find(h, |e| e.key() == entry.key()).is_some();
+        if !cached && self.table.len() >= self.capacity {
             self.table.retain(|e| e.expires() > now);
             if self.table.len() >= self.capacity {
                 return;
             }
         }
-        let stored = self.ns(fill.created);
-        let expires = stored.saturating_add(u64::from(ttl.min(MAX_TTL)) * 1_000_000_000);
-        let Some(entry) = Entry::new(&fill, stored, expires) else { return };
-        let h = hash(entry.key());
-        match self.table.find_mut(h, |e| e.key() == entry.key()) {
-            Some(slot) => *slot = entry,
-            None => {
-                self.table.insert_unique(h, entry, |e| hash(e.key()));
-            }
-        }
+        self.table.insert(h, entry);
     }
 
     /// `at` in ns after the epoch (0 before it).
     fn ns(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Reads, for each hash of a batch's lookups ([`Lookup::hash`]), the
+    /// slots its lookup will read and the block of the entry it will find,
+    /// before any of them is answered. The loads of different hashes do not
+    /// depend on each other, so the processor overlaps their cache misses:
+    /// the batch then waits for memory about once, where each lookup would
+    /// otherwise wait for its slot and then for its block.
+    pub fn warm(&self, hashes: &[u64]) {
+        let slots = &self.table.slots;
+        let mut seen = 0u64;
+        for &h in hashes {
+            let home = self.table.home(h);
+            for k in 0..WARM_PROBE {
+                match slots.get((home + k) & slots.len().wrapping_sub(1)) {
+                    Some(Slot { hash, entry: Some(e) }) if *hash == h => {
+                        seen ^= u64::from(e.0.first().copied().unwrap_or(0));
+                        break;
+                    }
+                    Some(Slot { entry: Some(_), .. }) => {}
+                    _ => break,
+                }
+            }
+        }
+        std::hint::black_box(seen);
     }
 
     /// Write the cached answer for this query into `out`, or `false`.
@@ -254,9 +388,7 @@ impl AnswerCache {
     #[allow(clippy::too_many_arguments)]
     pub fn answer(
         &mut self,
-        name: &[u8],
-        qtype: u16,
-        flags: u8,
+        key: Lookup<'_>,
         query: &super::wire::Query,
         policy: u64,
         now: Instant,
@@ -280,7 +412,7 @@ impl AnswerCache {
                 && e.question_end() == 12 + query.question.len()
                 && e.response().len() <= query.udp_limit()
         };
-        let found = self.table.find(hash_parts(name, qtype, flags), |e| key_is(e.key(), name, qtype, flags));
+        let found = self.table.find(key.hash, |e| key_is(e.key(), key.name, key.qtype, key.flags));
         let Some(entry) = found.filter(usable) else {
             self.misses += u64::from(need == Need::Any);
             return false;
@@ -323,7 +455,7 @@ mod tests {
     fn query(id: u16, name: &[u8]) -> Vec<u8> {
         let mut q = id.to_be_bytes().to_vec();
         q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-        q.push(1);
+        q.push(name.len() as u8);
         q.extend_from_slice(name);
         q.extend_from_slice(b"\x04test\x00\x00\x01\x00\x01");
         q
@@ -332,15 +464,61 @@ mod tests {
     /// The upstream's answer to `query(7, b"a")`: one A record, TTL 300,
     /// checked under policy generation `policy`.
     fn fill(policy: u64, created: Instant, plain: bool) -> Fill {
-        let mut response = query(7, b"a");
+        fill_for(b"a", 1, policy, created, plain)
+    }
+
+    /// The upstream's answer to `query(7, label)`: one A record
+    /// 198.18.0.`last`, TTL 300.
+    fn fill_for(label: &[u8], last: u8, policy: u64, created: Instant, plain: bool) -> Fill {
+        let mut response = query(7, label);
         response[2] = 0x81;
         response[3] = 0x80;
         response[7] = 1; // ANCOUNT
-        response.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 198, 18, 0, 1]);
+        response.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 198, 18, 0, last]);
         let question_end = wire::question_end(&response).unwrap();
         let ttl_offsets = wire::ttl_offsets(&response, question_end).unwrap();
-        let key = CacheKey::new(b"a.test", 1, 0);
+        let key = CacheKey::new(&[label.to_ascii_lowercase().as_slice(), b".test"].concat(), 1, 0);
         Fill { key, response, question_end, ttl_offsets, valid_until: None, policy, plain, created }
+    }
+
+    /// The address the cache answers `label`.test A with, if it does.
+    fn cached_address(cache: &mut AnswerCache, label: &[u8], now: Instant) -> Option<[u8; 4]> {
+        let bytes = query(3, label);
+        let mut name = crate::matcher::NameBuf::new();
+        let q = wire::parse_query(&bytes, &mut name).unwrap();
+        let key = Lookup::new(name.as_bytes(), q.qtype, 0);
+        cache.warm(&[key.hash()]);
+        let mut out = Vec::new();
+        cache.answer(key, &q, 1, now, 0, Need::Any, &mut out).then(|| out[out.len() - 4..].try_into().unwrap())
+    }
+
+    #[test]
+    fn every_entry_of_a_full_cache_answers_a_refill_replaces_its_key_and_room_comes_from_expired_entries() {
+        let created = Instant::now();
+        let mut cache = AnswerCache::new(1_000);
+        cache.warm(&[1, 2, 3]);
+        assert_eq!(cached_address(&mut cache, b"n0", created), None, "an empty cache answers nothing");
+        let label = |i: usize| format!("n{i}").into_bytes();
+        for i in 0..1_000 {
+            cache.insert(fill_for(&label(i), (i % 250) as u8, 1, created, true), created);
+        }
+        for i in 0..1_000 {
+            assert_eq!(cached_address(&mut cache, &label(i), created), Some([198, 18, 0, (i % 250) as u8]), "n{i}");
+        }
+        // The same key again: the new answer replaces the old one.
+        cache.insert(fill_for(b"n7", 99, 1, created, true), created);
+        assert_eq!(cached_address(&mut cache, b"N7", created), Some([198, 18, 0, 99]));
+        assert_eq!(cache.table.len(), 1_000);
+        // Full, nothing expired: a new name is not cached, none is dropped.
+        cache.insert(fill_for(b"late", 1, 1, created, true), created);
+        assert_eq!(cached_address(&mut cache, b"late", created), None);
+        assert_eq!(cached_address(&mut cache, b"n999", created), Some([198, 18, 0, 249]));
+        // Once they have expired, they make room.
+        let later = created + Duration::from_secs(301);
+        cache.insert(fill_for(b"late", 1, 1, later, true), later);
+        assert_eq!(cached_address(&mut cache, b"late", later), Some([198, 18, 0, 1]));
+        assert_eq!(cached_address(&mut cache, b"n999", later), None);
+        assert_eq!(cache.table.len(), 1);
     }
 
     #[test]
@@ -352,16 +530,16 @@ mod tests {
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
         let (mut out, later) = (Vec::new(), created + Duration::from_secs(100));
-        assert!(cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, later, 0, Need::Any, &mut out));
+        assert!(cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, later, 0, Need::Any, &mut out));
         assert_eq!(&out[..2], &[0xbe, 0xef], "the client's ID");
         assert_eq!(&out[12..q.question.len() + 12], q.question, "the question as the client sent it");
         let ttl_at = out.len() - 10;
         assert_eq!(u32::from_be_bytes(out[ttl_at..ttl_at + 4].try_into().unwrap()), 200);
         assert_eq!(&out[out.len() - 4..], &[198, 18, 0, 1]);
         // Another policy, an expired entry: no answer from the cache.
-        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, later, 0, Need::Any, &mut out));
+        assert!(!cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 2, later, 0, Need::Any, &mut out));
         let expired = created + Duration::from_secs(301);
-        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, expired, 0, Need::Any, &mut out));
+        assert!(!cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, expired, 0, Need::Any, &mut out));
         assert_eq!((cache.hits, cache.misses), (1, 2));
     }
 
@@ -372,7 +550,7 @@ mod tests {
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
         let ask = |cache: &mut AnswerCache, need, now_ms| {
-            cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created, now_ms, need, &mut Vec::new())
+            cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, created, now_ms, need, &mut Vec::new())
         };
         // Filled under a verdict that logs (monitor): only once the caller
         // took the verdict again.
@@ -386,7 +564,15 @@ mod tests {
         cache.insert(Fill { valid_until: Some(1_000), ..fill(1, created, true) }, created);
         assert!(ask(&mut cache, Need::Plain, 999));
         assert!(!ask(&mut cache, Need::Plain, 1_000));
-        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, created, 0, Need::Plain, &mut Vec::new()));
+        assert!(!cache.answer(
+            Lookup::new(name.as_bytes(), q.qtype, 0),
+            &q,
+            2,
+            created,
+            0,
+            Need::Plain,
+            &mut Vec::new()
+        ));
         assert_eq!((cache.hits, cache.misses), (1, 0), "a lookup before the verdict counts no miss");
     }
 
@@ -400,6 +586,6 @@ mod tests {
         let bytes = query(1, b"a");
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
-        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created, 0, Need::Any, &mut Vec::new()));
+        assert!(!cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, created, 0, Need::Any, &mut Vec::new()));
     }
 }

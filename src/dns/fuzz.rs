@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 
 use super::answer::{self, BlockMode};
-use super::cache::{AnswerCache, Need, edns_flags};
+use super::cache::{AnswerCache, Lookup, Need, edns_flags};
 use super::fast::Fast;
 use super::handler::{Handler, HandlerConfig, upstream_failure};
 use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
@@ -129,7 +129,15 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
         let flags = edns_flags(q.edns.map(|e| e.dnssec_ok));
         let mut out = Vec::new();
         let now = crate::time::now_ms();
-        if cache.answer(name.as_bytes(), q.qtype, flags, &q, policy, Instant::now(), now, Need::Any, &mut out) {
+        if cache.answer(
+            Lookup::new(name.as_bytes(), q.qtype, flags),
+            &q,
+            policy,
+            Instant::now(),
+            now,
+            Need::Any,
+            &mut out,
+        ) {
             check_response(bytes, &out, Some(q.udp_limit()));
         }
     }

@@ -15,8 +15,9 @@ use hickory_proto::op::Message;
 
 use super::answer::BlockMode;
 use super::cache::{AnswerCache, Fill};
-use super::fast::Fast;
+use super::fast::{Fast, Read};
 use super::handler::{Handler, HandlerConfig, fill_for};
+use super::udp::BATCH;
 use super::upstream::Upstream;
 use super::wire;
 use crate::audit::AuditHandle;
@@ -70,8 +71,15 @@ impl FastPath {
         let mut pass = self.handler.pass();
         for chunk in datagrams.chunks(batch) {
             self.handler.start_pass(&mut pass);
-            for (bytes, out) in chunk.iter().zip(self.outs.iter_mut()) {
-                let fast = self.handler.fast_answer(bytes, client, &mut pass, &mut self.cache, out);
+            // As a worker does: the whole batch read, its cache entries
+            // fetched, then each answered.
+            let mut reads: [Option<Read<'_>>; BATCH] = [const { None }; BATCH];
+            for (i, (bytes, read)) in chunk.iter().zip(reads.iter_mut()).enumerate() {
+                *read = Some(self.handler.read_query(bytes, i, &mut pass));
+            }
+            self.handler.warm(&pass, chunk.len(), &self.cache);
+            for (i, (read, out)) in reads.iter().flatten().zip(self.outs.iter_mut()).enumerate() {
+                let fast = self.handler.answer_read(read, i, client, &mut pass, &mut self.cache, out);
                 answered += usize::from(fast == Fast::Answered);
             }
             self.handler.end_pass(&mut pass);

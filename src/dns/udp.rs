@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use super::cache::{AnswerCache, Fill};
-use super::fast::Fast;
+use super::fast::{Fast, Read};
 use super::handler::{Handler, Transport};
 
 /// How often a blocked `recv` wakes to check for shutdown.
@@ -71,22 +71,28 @@ pub fn worker(setup: WorkerSetup) {
         drain_fills(&fill_rx, &mut cache);
         let received = batch.receive(&setup.socket);
         setup.handler.start_pass(&mut pass);
-        for i in 0..received {
+        // Every datagram is read before any is answered, so the cache
+        // entries the batch needs are fetched together (see `fast::Pass`).
+        let mut reads: [Option<Read<'_>>; BATCH] = [const { None }; BATCH];
+        for (i, read) in reads.iter_mut().enumerate().take(received) {
             let (len, peer) = batch.got[i];
             let Some(peer) = peer else { continue };
-            if !setup.handler.admit_at(peer.ip(), pass.now.instant) {
-                continue;
+            if setup.handler.admit_at(peer.ip(), pass.now.instant) {
+                *read = Some(setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass));
             }
-            let query = &batch.bufs[i][..len];
+        }
+        setup.handler.warm(&pass, received, &cache);
+        for (i, read) in reads.iter().enumerate().take(received) {
+            let (Some(read), (len, Some(peer))) = (read, batch.got[i]) else { continue };
             let out = &mut batch.outs[batch.replies];
-            match setup.handler.fast_answer(query, peer.ip(), &mut pass, &mut cache, out) {
+            match setup.handler.answer_read(read, i, peer.ip(), &mut pass, &mut cache, out) {
                 Fast::Answered => {
                     batch.to[batch.replies] = Some(SockaddrStorage::from(peer));
                     batch.replies += 1;
                 }
                 Fast::Slow { recorded } => {
                     let job = SlowJob {
-                        bytes: query.to_vec(),
+                        bytes: batch.bufs[i][..len].to_vec(),
                         peer,
                         recorded,
                         socket: setup.socket.clone(),
