@@ -63,6 +63,13 @@ impl<'a> Lookup<'a> {
         Lookup { name, qtype, flags, hash: hash_parts(name, qtype, flags) }
     }
 
+    /// The lookup `Lookup::new(name, qtype, flags)` with its hash taken
+    /// earlier (a batch hashes its keys once, before the warm-up). Any other
+    /// hash only makes the lookup miss: entries are matched by key.
+    pub(super) fn hashed(name: &'a [u8], qtype: u16, flags: u8, hash: u64) -> Lookup<'a> {
+        Lookup { name, qtype, flags, hash }
+    }
+
     /// What [`AnswerCache::warm`] is given.
     pub fn hash(&self) -> u64 {
         self.hash

@@ -124,15 +124,17 @@ impl Handler {
         cache: &mut AnswerCache,
         out: &mut Vec<u8>,
     ) -> Fast {
-        let Pass { now, policy, names, tally, .. } = pass;
-        let (Read::Query(q), Some(name)) = (read, names.get(i)) else { return Fast::Slow { recorded: false } };
+        let Pass { now, policy, names, hashes, tally } = pass;
+        let (Read::Query(q), Some(name), Some(&hash)) = (read, names.get(i), hashes.get(i)) else {
+            return Fast::Slow { recorded: false };
+        };
         if !self.client_allowed(client) {
             wire::begin(out, q, wire::RCODE_REFUSED, 0, 0);
             wire::opt(out, q, None);
             tally.answered(QueryResult::Refused);
             return Fast::Answered;
         }
-        let key = Lookup::new(name.as_bytes(), q.qtype, edns_flags(q.edns.map(|e| e.dnssec_ok)));
+        let key = Lookup::hashed(name.as_bytes(), q.qtype, edns_flags(q.edns.map(|e| e.dnssec_ok)), hash);
         let generation = policy.generation();
         let mut from_cache = |need, out: &mut Vec<u8>| cache.answer(key, q, generation, now.instant, now.ms, need, out);
         // An answer cached under this very policy for a plain allow: the

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::Message;
+use smallvec::SmallVec;
 
 use super::answer::BlockMode;
 use super::cache::{AnswerCache, Fill};
@@ -73,12 +74,12 @@ impl FastPath {
             self.handler.start_pass(&mut pass);
             // As a worker does: the whole batch read, its cache entries
             // fetched, then each answered.
-            let mut reads: [Option<Read<'_>>; BATCH] = [const { None }; BATCH];
-            for (i, (bytes, read)) in chunk.iter().zip(reads.iter_mut()).enumerate() {
-                *read = Some(self.handler.read_query(bytes, i, &mut pass));
+            let mut reads: SmallVec<[Read<'_>; BATCH]> = SmallVec::new();
+            for (i, bytes) in chunk.iter().enumerate() {
+                reads.push(self.handler.read_query(bytes, i, &mut pass));
             }
             self.handler.warm(&pass, chunk.len(), &self.cache);
-            for (i, (read, out)) in reads.iter().flatten().zip(self.outs.iter_mut()).enumerate() {
+            for (i, (read, out)) in reads.iter().zip(self.outs.iter_mut()).enumerate() {
                 let fast = self.handler.answer_read(read, i, client, &mut pass, &mut self.cache, out);
                 answered += usize::from(fast == Fast::Answered);
             }

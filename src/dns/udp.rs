@@ -15,6 +15,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use smallvec::SmallVec;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
@@ -73,13 +74,11 @@ pub fn worker(setup: WorkerSetup) {
         setup.handler.start_pass(&mut pass);
         // Every datagram is read before any is answered, so the cache
         // entries the batch needs are fetched together (see `fast::Pass`).
-        let mut reads: [Option<Read<'_>>; BATCH] = [const { None }; BATCH];
-        for (i, read) in reads.iter_mut().enumerate().take(received) {
-            let (len, peer) = batch.got[i];
-            let Some(peer) = peer else { continue };
-            if setup.handler.admit_at(peer.ip(), pass.now.instant) {
-                *read = Some(setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass));
-            }
+        // (Inline, and only as long as the batch: nothing to clear first.)
+        let mut reads: SmallVec<[Option<Read<'_>>; BATCH]> = SmallVec::new();
+        for (i, &(len, peer)) in batch.got.iter().enumerate().take(received) {
+            let admitted = peer.is_some_and(|p| setup.handler.admit_at(p.ip(), pass.now.instant));
+            reads.push(admitted.then(|| setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass)));
         }
         setup.handler.warm(&pass, received, &cache);
         for (i, read) in reads.iter().enumerate().take(received) {
@@ -104,6 +103,7 @@ pub fn worker(setup: WorkerSetup) {
                 }
             }
         }
+        drop(reads);
         // Counted before the answers leave, so a client that reads the
         // metrics after its answer sees its query in them.
         setup.handler.end_pass(&mut pass);
