@@ -180,16 +180,19 @@ impl Handler {
     /// Whether `client` is within its rate limit; listeners call this before
     /// spending any work on the query.
     pub fn admit(&self, client: IpAddr) -> bool {
-        self.admit_at(client, std::time::Instant::now())
+        self.admit_n(client, std::time::Instant::now(), 1) == 1
     }
 
-    /// [`Self::admit`] at `now` (a UDP worker reads the clock once per batch).
-    pub fn admit_at(&self, client: IpAddr, now: std::time::Instant) -> bool {
-        let ok = self.limiter.as_ref().is_none_or(|l| l.allow(client, now));
-        if !ok {
-            self.metrics.query(QueryResult::RateLimited);
+    /// [`Self::admit`] for `n` queries from `client` received at `now` (a
+    /// UDP worker reads the clock once per batch and admits each run of
+    /// datagrams from one client at once): how many of them, the first
+    /// that many, are within its rate limit.
+    pub fn admit_n(&self, client: IpAddr, now: std::time::Instant, n: usize) -> usize {
+        let admitted = self.limiter.as_ref().map_or(n, |l| l.allow_n(client, now, n));
+        if admitted < n {
+            self.metrics.queries(QueryResult::RateLimited, (n - admitted) as u64);
         }
-        ok
+        admitted
     }
 
     /// Answer one DNS message. `None` means send nothing (unparseable

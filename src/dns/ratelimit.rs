@@ -77,8 +77,15 @@ impl RateLimiter {
 
     /// Whether `client` may be answered now; takes one token if so.
     pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
-        if self.config.exempt.iter().any(|n| n.contains(&client)) {
-            return true;
+        self.allow_n(client, now, 1) == 1
+    }
+
+    /// How many of `n` queries from `client`, all received now, may be
+    /// answered (the first that many): one token each, as `n` calls of
+    /// [`RateLimiter::allow`] would take them, for one look at the table.
+    pub fn allow_n(&self, client: IpAddr, now: Instant, n: usize) -> usize {
+        if n == 0 || self.config.exempt.iter().any(|net| net.contains(&client)) {
+            return n;
         }
         let key = self.key(client);
         let mut table = self.lock();
@@ -88,12 +95,11 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * f64::from(self.config.qps)).min(f64::from(self.config.burst));
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return true;
-        }
-        self.limited.fetch_add(1, Relaxed);
-        false
+        // Whole tokens only, as one call at a time takes them.
+        let allowed = (bucket.tokens.max(0.0).floor() as usize).min(n);
+        bucket.tokens -= allowed as f64;
+        self.limited.fetch_add((n - allowed) as u64, Relaxed);
+        allowed
     }
 
     /// Queries refused so far.
@@ -162,6 +168,24 @@ mod tests {
         assert!(l.allow(ip, t0 + Duration::from_millis(100)));
         assert!(!l.allow(ip, t0 + Duration::from_millis(100)));
         assert_eq!(l.limited(), 16);
+    }
+
+    #[test]
+    fn a_batch_of_queries_from_one_client_is_admitted_as_one_at_a_time_would_be() {
+        let (batched, single) = (limiter(10, 5, 16), limiter(10, 5, 16));
+        let (ip, t0) = ("192.0.2.1".parse().unwrap(), Instant::now());
+        let steps = [(3, 0), (4, 0), (1, 0), (0, 50), (7, 150), (2, 150), (32, 1_000), (5, 1_030)];
+        let mut admitted = Vec::new();
+        for (n, ms) in steps {
+            let now = t0 + Duration::from_millis(ms);
+            let one_by_one = (0..n).filter(|_| single.allow(ip, now)).count();
+            assert_eq!(batched.allow_n(ip, now, n), one_by_one, "{n} queries at {ms} ms");
+            admitted.push(one_by_one);
+        }
+        assert_eq!(admitted, [3, 2, 0, 0, 1, 0, 5, 0], "the burst, then the rate");
+        assert_eq!(batched.limited(), single.limited());
+        let exempt = RateLimiter::new(RateLimitConfig { qps: 1, burst: 1, ..RateLimitConfig::default() }).unwrap();
+        assert_eq!(exempt.allow_n("127.0.0.1".parse().unwrap(), t0, 32), 32, "loopback is exempt");
     }
 
     #[test]

@@ -75,10 +75,19 @@ pub fn worker(setup: WorkerSetup) {
         // Every datagram is read before any is answered, so the cache
         // entries the batch needs are fetched together (see `fast::Pass`).
         // (Inline, and only as long as the batch: nothing to clear first.)
+        // The rate limit is asked once per run of datagrams from one client.
         let mut reads: SmallVec<[Option<Read<'_>>; BATCH]> = SmallVec::new();
-        for (i, &(len, peer)) in batch.got.iter().enumerate().take(received) {
-            let admitted = peer.is_some_and(|p| setup.handler.admit_at(p.ip(), pass.now.instant));
-            reads.push(admitted.then(|| setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass)));
+        let got = &batch.got[..received.min(BATCH)];
+        while reads.len() < got.len() {
+            let start = reads.len();
+            let client = got[start].1.map(|p| p.ip());
+            let run = got[start..].iter().take_while(|(_, p)| p.map(|p| p.ip()) == client).count();
+            let admitted = client.map_or(0, |c| setup.handler.admit_n(c, pass.now.instant, run));
+            for (i, &(len, _)) in got.iter().enumerate().skip(start).take(run) {
+                let read =
+                    (i - start < admitted).then(|| setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass));
+                reads.push(read);
+            }
         }
         setup.handler.warm(&pass, received, &cache);
         for (i, read) in reads.iter().enumerate().take(received) {
