@@ -49,7 +49,7 @@ fn write_key(out: &mut Vec<u8>, name: &[u8], qtype: u16, flags: u8) {
 }
 
 /// What a lookup asks for: the query's normalised name, type and EDNS
-/// flags (see [`edns_flags`]), hashed once.
+/// flags (see [`edns_flags`]), hashed once by [`AnswerCache::lookup`].
 #[derive(Clone, Copy, Debug)]
 pub struct Lookup<'a> {
     name: &'a [u8],
@@ -59,11 +59,7 @@ pub struct Lookup<'a> {
 }
 
 impl<'a> Lookup<'a> {
-    pub fn new(name: &'a [u8], qtype: u16, flags: u8) -> Lookup<'a> {
-        Lookup { name, qtype, flags, hash: hash_parts(name, qtype, flags) }
-    }
-
-    /// The lookup `Lookup::new(name, qtype, flags)` with its hash taken
+    /// The lookup `cache.lookup(name, qtype, flags)` with its hash taken
     /// earlier (a batch hashes its keys once, before the warm-up). Any other
     /// hash only makes the lookup miss: entries are matched by key.
     pub(super) fn hashed(name: &'a [u8], qtype: u16, flags: u8, hash: u64) -> Lookup<'a> {
@@ -200,6 +196,8 @@ impl Entry {
 
 pub struct AnswerCache {
     table: Table,
+    /// Keys the hashes (see [`hash_parts`]); random per cache.
+    seed: u64,
     /// Origin of the entries' times.
     epoch: Instant,
     capacity: usize,
@@ -300,20 +298,26 @@ impl Table {
     }
 }
 
-/// A key's hash (see [`hash_parts`]).
-fn hash(key: &[u8]) -> u64 {
+/// The hash of a stored key (see [`hash_parts`]).
+fn hash(key: &[u8], seed: u64) -> u64 {
     let (name, rest) = key.split_at(key.len().saturating_sub(3));
     let [q0, q1, flags] = <[u8; 3]>::try_from(rest).unwrap_or_default();
-    hash_parts(name, u16::from_be_bytes([q0, q1]), flags)
+    hash_parts(name, u16::from_be_bytes([q0, q1]), flags, seed)
 }
 
 /// The hash of the key of (`name`, `qtype`, `flags`), from its parts, so a
 /// lookup builds no key: the name's hash (the one the policy's name tables
-/// use, eight bytes a multiply) with the type and flags mixed in; one
-/// multiply spreads them into the top bits the table's tags are taken from.
-fn hash_parts(name: &[u8], qtype: u16, flags: u8) -> u64 {
+/// use, eight bytes a multiply) with the type and flags mixed in, then
+/// keyed with the cache's random `seed` and spread by two multiplies over
+/// the top bits a slot's position is taken from. The name hash is public,
+/// and names are the clients' to choose: without the seed, names made to
+/// share a few top bits would pile up in one run of slots and make every
+/// lookup there walk it.
+fn hash_parts(name: &[u8], qtype: u16, flags: u8, seed: u64) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let rest = u64::from(qtype) << 8 | u64::from(flags);
-    (crate::matcher::hash_name(name) ^ rest).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    let x = (crate::matcher::hash_name(name) ^ rest).wrapping_add(seed).wrapping_mul(K);
+    (x ^ (x >> 32)).wrapping_mul(K)
 }
 
 /// Whether `key` is the key of (`name`, `qtype`, `flags`).
@@ -327,6 +331,7 @@ impl AnswerCache {
         let epoch = Instant::now();
         AnswerCache {
             table: Table::default(),
+            seed: std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), epoch),
             epoch,
             capacity: capacity.max(1),
             last_now: (epoch, 0),
@@ -346,7 +351,7 @@ impl AnswerCache {
         let stored = self.ns(fill.created);
         let expires = stored.saturating_add(u64::from(ttl.min(MAX_TTL)) * 1_000_000_000);
         let Some(entry) = Entry::new(&fill, stored, expires) else { return };
-        let h = hash(entry.key());
+        let h = hash(entry.key(), self.seed);
         // A new answer for a cached key takes its place; any other needs room.
         let cached = self.table.find(h, |e| e.key() == entry.key()).is_some();
         if !cached && self.table.len() >= self.capacity {
@@ -361,6 +366,11 @@ impl AnswerCache {
     /// `at` in ns after the epoch (0 before it).
     fn ns(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The lookup of (`name`, `qtype`, `flags`) in this cache.
+    pub fn lookup<'a>(&self, name: &'a [u8], qtype: u16, flags: u8) -> Lookup<'a> {
+        Lookup { name, qtype, flags, hash: hash_parts(name, qtype, flags, self.seed) }
     }
 
     /// Reads, for each hash of a batch's lookups ([`Lookup::hash`]), the
@@ -493,7 +503,7 @@ mod tests {
         let bytes = query(3, label);
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
-        let key = Lookup::new(name.as_bytes(), q.qtype, 0);
+        let key = cache.lookup(name.as_bytes(), q.qtype, 0);
         cache.warm(&[key.hash()]);
         let mut out = Vec::new();
         cache.answer(key, &q, 1, now, 0, Need::Any, &mut out).then(|| out[out.len() - 4..].try_into().unwrap())
@@ -537,16 +547,16 @@ mod tests {
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
         let (mut out, later) = (Vec::new(), created + Duration::from_secs(100));
-        assert!(cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, later, 0, Need::Any, &mut out));
+        assert!(cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 1, later, 0, Need::Any, &mut out));
         assert_eq!(&out[..2], &[0xbe, 0xef], "the client's ID");
         assert_eq!(&out[12..q.question.len() + 12], q.question, "the question as the client sent it");
         let ttl_at = out.len() - 10;
         assert_eq!(u32::from_be_bytes(out[ttl_at..ttl_at + 4].try_into().unwrap()), 200);
         assert_eq!(&out[out.len() - 4..], &[198, 18, 0, 1]);
         // Another policy, an expired entry: no answer from the cache.
-        assert!(!cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 2, later, 0, Need::Any, &mut out));
+        assert!(!cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 2, later, 0, Need::Any, &mut out));
         let expired = created + Duration::from_secs(301);
-        assert!(!cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, expired, 0, Need::Any, &mut out));
+        assert!(!cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 1, expired, 0, Need::Any, &mut out));
         assert_eq!((cache.hits, cache.misses), (1, 2));
     }
 
@@ -557,7 +567,7 @@ mod tests {
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
         let ask = |cache: &mut AnswerCache, need, now_ms| {
-            cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, created, now_ms, need, &mut Vec::new())
+            cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 1, created, now_ms, need, &mut Vec::new())
         };
         // Filled under a verdict that logs (monitor): only once the caller
         // took the verdict again.
@@ -572,7 +582,7 @@ mod tests {
         assert!(ask(&mut cache, Need::Plain, 999));
         assert!(!ask(&mut cache, Need::Plain, 1_000));
         assert!(!cache.answer(
-            Lookup::new(name.as_bytes(), q.qtype, 0),
+            cache.lookup(name.as_bytes(), q.qtype, 0),
             &q,
             2,
             created,
@@ -581,6 +591,23 @@ mod tests {
             &mut Vec::new()
         ));
         assert_eq!((cache.hits, cache.misses), (1, 0), "a lookup before the verdict counts no miss");
+    }
+
+    #[test]
+    fn names_chosen_to_share_a_slot_run_in_one_cache_scatter_in_another() {
+        // The top bits of a hash pick the slot. Names found to share them
+        // for one cache (what a client flooding it would search for) do
+        // not share them in another: each cache keys its hashes.
+        let (a, b) = (AnswerCache::new(8), AnswerCache::new(8));
+        let top = |c: &AnswerCache, name: &[u8]| c.lookup(name, 1, 0).hash() >> 58;
+        let names: Vec<Vec<u8>> =
+            (0..200_000).map(|i| format!("x{i}.test").into_bytes()).filter(|n| top(&a, n) == 0).take(640).collect();
+        assert_eq!(names.len(), 640);
+        let mut runs = [0usize; 64];
+        for n in &names {
+            runs[top(&b, n) as usize] += 1;
+        }
+        assert!(runs.iter().all(|&k| k < 40), "in the other cache they spread over all 64 (≈ 10 each): {runs:?}");
     }
 
     #[test]
@@ -593,6 +620,14 @@ mod tests {
         let bytes = query(1, b"a");
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
-        assert!(!cache.answer(Lookup::new(name.as_bytes(), q.qtype, 0), &q, 1, created, 0, Need::Any, &mut Vec::new()));
+        assert!(!cache.answer(
+            cache.lookup(name.as_bytes(), q.qtype, 0),
+            &q,
+            1,
+            created,
+            0,
+            Need::Any,
+            &mut Vec::new()
+        ));
     }
 }

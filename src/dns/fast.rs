@@ -85,10 +85,10 @@ impl Handler {
     /// Reads datagram `i` (below [`BATCH`]) of `pass`'s batch: its name goes
     /// to the pass, with the hash of its answer cache key for
     /// [`Handler::warm`].
-    pub(super) fn read_query<'a>(&self, buf: &'a [u8], i: usize, pass: &mut Pass) -> Read<'a> {
+    pub(super) fn read_query<'a>(&self, buf: &'a [u8], i: usize, pass: &mut Pass, cache: &AnswerCache) -> Read<'a> {
         let (Some(name), Some(hash)) = (pass.names.get_mut(i), pass.hashes.get_mut(i)) else { return Read::Other };
         let Some(q) = wire::parse_query(buf, name) else { return Read::Other };
-        *hash = Lookup::new(name.as_bytes(), q.qtype, edns_flags(q.edns.map(|e| e.dnssec_ok))).hash();
+        *hash = cache.lookup(name.as_bytes(), q.qtype, edns_flags(q.edns.map(|e| e.dnssec_ok))).hash();
         Read::Query(q)
     }
 
@@ -108,7 +108,7 @@ impl Handler {
         cache: &mut AnswerCache,
         out: &mut Vec<u8>,
     ) -> Fast {
-        let read = self.read_query(buf, 0, pass);
+        let read = self.read_query(buf, 0, pass, cache);
         self.answer_read(&read, 0, client, pass, cache, out)
     }
 

@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 
 use super::answer::{self, BlockMode};
-use super::cache::{AnswerCache, Lookup, Need, edns_flags};
+use super::cache::{AnswerCache, Need, edns_flags};
 use super::fast::Fast;
 use super::handler::{Handler, HandlerConfig, upstream_failure};
 use super::upstream::{Upstream, UpstreamAnswer, UpstreamError};
@@ -130,7 +130,7 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
         let mut out = Vec::new();
         let now = crate::time::now_ms();
         if cache.answer(
-            Lookup::new(name.as_bytes(), q.qtype, flags),
+            cache.lookup(name.as_bytes(), q.qtype, flags),
             &q,
             policy,
             Instant::now(),

@@ -76,7 +76,7 @@ impl FastPath {
             // fetched, then each answered.
             let mut reads: SmallVec<[Read<'_>; BATCH]> = SmallVec::new();
             for (i, bytes) in chunk.iter().enumerate() {
-                reads.push(self.handler.read_query(bytes, i, &mut pass));
+                reads.push(self.handler.read_query(bytes, i, &mut pass, &self.cache));
             }
             self.handler.warm(&pass, chunk.len(), &self.cache);
             for (i, (read, out)) in reads.iter().zip(self.outs.iter_mut()).enumerate() {

@@ -84,8 +84,8 @@ pub fn worker(setup: WorkerSetup) {
             let run = got[start..].iter().take_while(|(_, p)| p.map(|p| p.ip()) == client).count();
             let admitted = client.map_or(0, |c| setup.handler.admit_n(c, pass.now.instant, run));
             for (i, &(len, _)) in got.iter().enumerate().skip(start).take(run) {
-                let read =
-                    (i - start < admitted).then(|| setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass));
+                let read = (i - start < admitted)
+                    .then(|| setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass, &cache));
                 reads.push(read);
             }
         }
