@@ -15,11 +15,10 @@
 
 use std::time::Instant;
 
+use hashbrown::HashTable;
+
 /// Longest a response is kept, whatever its TTLs say.
 const MAX_TTL: u32 = 86_400;
-/// Slots [`AnswerCache::warm`] looks at per lookup (two cache lines; with
-/// the table at most three quarters full, most entries are found there).
-const WARM_PROBE: usize = 4;
 
 /// Identity of a cached answer: normalised name, query type, EDNS flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,30 +47,6 @@ fn write_key(out: &mut Vec<u8>, name: &[u8], qtype: u16, flags: u8) {
     out.push(flags);
 }
 
-/// What a lookup asks for: the query's normalised name, type and EDNS
-/// flags (see [`edns_flags`]), hashed once by [`AnswerCache::lookup`].
-#[derive(Clone, Copy, Debug)]
-pub struct Lookup<'a> {
-    name: &'a [u8],
-    qtype: u16,
-    flags: u8,
-    hash: u64,
-}
-
-impl<'a> Lookup<'a> {
-    /// The lookup `cache.lookup(name, qtype, flags)` with its hash taken
-    /// earlier (a batch hashes its keys once, before the warm-up). Any other
-    /// hash only makes the lookup miss: entries are matched by key.
-    pub(super) fn hashed(name: &'a [u8], qtype: u16, flags: u8, hash: u64) -> Lookup<'a> {
-        Lookup { name, qtype, flags, hash }
-    }
-
-    /// What [`AnswerCache::warm`] is given.
-    pub fn hash(&self) -> u64 {
-        self.hash
-    }
-}
-
 /// A response the full path produced, ready to be cached.
 #[derive(Debug)]
 pub struct Fill {
@@ -92,9 +67,9 @@ pub struct Fill {
 }
 
 /// A cached response in one allocation, header included, so a hit reads
-/// the table's 32-byte slot and this one block (and a batch fetches both
-/// ahead, see [`AnswerCache::warm`]): each further heap object would be
-/// one more likely cache miss per query. Layout:
+/// the table's 16-byte slot (the slots of a full cache stay within a few
+/// hundred KiB, mostly in L2) and this one block: each further heap object
+/// or wide slot would be one more likely cache miss per query. Layout:
 /// `[header][key][response][each TTL offset as u16]`, integers little-endian;
 /// the header is `expires`, `stored` (u64 ns after the cache's epoch),
 /// `valid_until` (i64 Unix ms, `i64::MAX`: none), `policy` (u64),
@@ -195,7 +170,7 @@ impl Entry {
 }
 
 pub struct AnswerCache {
-    table: Table,
+    table: HashTable<Entry>,
     /// Keys the hashes (see [`hash_parts`]); random per cache.
     seed: u64,
     /// Origin of the entries' times.
@@ -206,96 +181,6 @@ pub struct AnswerCache {
     last_now: (Instant, u64),
     pub hits: u64,
     pub misses: u64,
-}
-
-/// The entries, in open addressing with linear probing: a power of two of
-/// slots, at most three quarters full, each slot the entry's full hash and
-/// its block. Entries leave only when the table is rebuilt
-/// ([`Table::retain`]), so probing needs no tombstones. A lookup reads the
-/// slot at a known address and then the block it points to, which is what
-/// lets [`AnswerCache::warm`] fetch a whole batch's entries at once.
-#[derive(Default)]
-struct Table {
-    slots: Box<[Slot]>,
-    len: usize,
-}
-
-/// 32 bytes, aligned, so a slot never straddles two cache lines.
-#[derive(Default)]
-#[repr(align(32))]
-struct Slot {
-    hash: u64,
-    entry: Option<Entry>,
-}
-
-impl Table {
-    /// Fewest slots once the table has any.
-    const MIN_SLOTS: usize = 64;
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Where `hash`'s probe starts: its top bits (the multiply in
-    /// [`hash_parts`] mixes every input bit into them).
-    fn home(&self, hash: u64) -> usize {
-        let bits = self.slots.len().trailing_zeros();
-        if bits == 0 { 0 } else { (hash >> (64 - bits)) as usize }
-    }
-
-    /// The probe sequence of `hash`: every slot once, from its home.
-    fn probe(&self, hash: u64) -> impl Iterator<Item = usize> + use<> {
-        let (home, n) = (self.home(hash), self.slots.len());
-        (0..n).map(move |k| (home + k) & (n - 1))
-    }
-
-    fn find(&self, hash: u64, eq: impl Fn(&Entry) -> bool) -> Option<&Entry> {
-        for i in self.probe(hash) {
-            match &self.slots[i] {
-                Slot { entry: None, .. } => return None,
-                Slot { hash: h, entry: Some(e) } if *h == hash && eq(e) => return Some(e),
-                _ => {}
-            }
-        }
-        None
-    }
-
-    /// Puts `entry` in the slot of the entry with its key, or in a free one.
-    fn insert(&mut self, hash: u64, entry: Entry) {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.rebuild((self.slots.len() * 2).max(Self::MIN_SLOTS), |_| true);
-        }
-        for i in self.probe(hash) {
-            let slot = &mut self.slots[i];
-            match &slot.entry {
-                Some(e) if !(slot.hash == hash && e.key() == entry.key()) => continue,
-                old => {
-                    self.len += usize::from(old.is_none());
-                    *slot = Slot { hash, entry: Some(entry) };
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Keeps only the entries `keep` says to keep.
-    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
-        self.rebuild(self.slots.len(), keep);
-    }
-
-    fn rebuild(&mut self, slots: usize, keep: impl Fn(&Entry) -> bool) {
-        let old = std::mem::replace(&mut self.slots, (0..slots).map(|_| Slot::default()).collect());
-        self.len = 0;
-        for slot in old.into_vec() {
-            if let Some(entry) = slot.entry.filter(&keep) {
-                let free = self.probe(slot.hash).find(|&i| self.slots[i].entry.is_none());
-                if let Some(i) = free {
-                    self.slots[i] = Slot { hash: slot.hash, entry: Some(entry) };
-                    self.len += 1;
-                }
-            }
-        }
-    }
 }
 
 /// The hash of a stored key (see [`hash_parts`]).
@@ -309,10 +194,10 @@ fn hash(key: &[u8], seed: u64) -> u64 {
 /// lookup builds no key: the name's hash (the one the policy's name tables
 /// use, eight bytes a multiply) with the type and flags mixed in, then
 /// keyed with the cache's random `seed` and spread by two multiplies over
-/// the top bits a slot's position is taken from. The name hash is public,
-/// and names are the clients' to choose: without the seed, names made to
-/// share a few top bits would pile up in one run of slots and make every
-/// lookup there walk it.
+/// the top bits the table's tags and the low bits its buckets are taken
+/// from. The name hash is public, and names are the clients' to choose:
+/// without the seed, names made to share a bucket and a tag would pile up
+/// in one probe sequence and make every lookup there walk it.
 fn hash_parts(name: &[u8], qtype: u16, flags: u8, seed: u64) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let rest = u64::from(qtype) << 8 | u64::from(flags);
@@ -330,7 +215,7 @@ impl AnswerCache {
     pub fn new(capacity: usize) -> AnswerCache {
         let epoch = Instant::now();
         AnswerCache {
-            table: Table::default(),
+            table: HashTable::new(),
             seed: std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), epoch),
             epoch,
             capacity: capacity.max(1),
@@ -353,49 +238,23 @@ impl AnswerCache {
         let Some(entry) = Entry::new(&fill, stored, expires) else { return };
         let h = hash(entry.key(), self.seed);
         // A new answer for a cached key takes its place; any other needs room.
-        let cached = self.table.find(h, |e| e.key() == entry.key()).is_some();
-        if !cached && self.table.len() >= self.capacity {
+        if let Some(slot) = self.table.find_mut(h, |e| e.key() == entry.key()) {
+            *slot = entry;
+            return;
+        }
+        if self.table.len() >= self.capacity {
             self.table.retain(|e| e.expires() > now);
             if self.table.len() >= self.capacity {
                 return;
             }
         }
-        self.table.insert(h, entry);
+        let seed = self.seed;
+        self.table.insert_unique(h, entry, |e| hash(e.key(), seed));
     }
 
     /// `at` in ns after the epoch (0 before it).
     fn ns(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    /// The lookup of (`name`, `qtype`, `flags`) in this cache.
-    pub fn lookup<'a>(&self, name: &'a [u8], qtype: u16, flags: u8) -> Lookup<'a> {
-        Lookup { name, qtype, flags, hash: hash_parts(name, qtype, flags, self.seed) }
-    }
-
-    /// Reads, for each hash of a batch's lookups ([`Lookup::hash`]), the
-    /// slots its lookup will read and the block of the entry it will find,
-    /// before any of them is answered. The loads of different hashes do not
-    /// depend on each other, so the processor overlaps their cache misses:
-    /// the batch then waits for memory about once, where each lookup would
-    /// otherwise wait for its slot and then for its block.
-    pub fn warm(&self, hashes: &[u64]) {
-        let slots = &self.table.slots;
-        let mut seen = 0u64;
-        for &h in hashes {
-            let home = self.table.home(h);
-            for k in 0..WARM_PROBE {
-                match slots.get((home + k) & slots.len().wrapping_sub(1)) {
-                    Some(Slot { hash, entry: Some(e) }) if *hash == h => {
-                        seen ^= u64::from(e.0.first().copied().unwrap_or(0));
-                        break;
-                    }
-                    Some(Slot { entry: Some(_), .. }) => {}
-                    _ => break,
-                }
-            }
-        }
-        std::hint::black_box(seen);
     }
 
     /// Write the cached answer for this query into `out`, or `false`.
@@ -405,7 +264,9 @@ impl AnswerCache {
     #[allow(clippy::too_many_arguments)]
     pub fn answer(
         &mut self,
-        key: Lookup<'_>,
+        name: &[u8],
+        qtype: u16,
+        flags: u8,
         query: &super::wire::Query,
         policy: u64,
         now: Instant,
@@ -429,7 +290,7 @@ impl AnswerCache {
                 && e.question_end() == 12 + query.question.len()
                 && e.response().len() <= query.udp_limit()
         };
-        let found = self.table.find(key.hash, |e| key_is(e.key(), key.name, key.qtype, key.flags));
+        let found = self.table.find(hash_parts(name, qtype, flags, self.seed), |e| key_is(e.key(), name, qtype, flags));
         let Some(entry) = found.filter(usable) else {
             self.misses += u64::from(need == Need::Any);
             return false;
@@ -503,17 +364,15 @@ mod tests {
         let bytes = query(3, label);
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
-        let key = cache.lookup(name.as_bytes(), q.qtype, 0);
-        cache.warm(&[key.hash()]);
         let mut out = Vec::new();
-        cache.answer(key, &q, 1, now, 0, Need::Any, &mut out).then(|| out[out.len() - 4..].try_into().unwrap())
+        let hit = cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, now, 0, Need::Any, &mut out);
+        hit.then(|| out[out.len() - 4..].try_into().unwrap())
     }
 
     #[test]
     fn every_entry_of_a_full_cache_answers_a_refill_replaces_its_key_and_room_comes_from_expired_entries() {
         let created = Instant::now();
         let mut cache = AnswerCache::new(1_000);
-        cache.warm(&[1, 2, 3]);
         assert_eq!(cached_address(&mut cache, b"n0", created), None, "an empty cache answers nothing");
         let label = |i: usize| format!("n{i}").into_bytes();
         for i in 0..1_000 {
@@ -522,7 +381,8 @@ mod tests {
         for i in 0..1_000 {
             assert_eq!(cached_address(&mut cache, &label(i), created), Some([198, 18, 0, (i % 250) as u8]), "n{i}");
         }
-        // The same key again: the new answer replaces the old one.
+        // The same key again, into a full cache: the new answer replaces
+        // the old one.
         cache.insert(fill_for(b"n7", 99, 1, created, true), created);
         assert_eq!(cached_address(&mut cache, b"N7", created), Some([198, 18, 0, 99]));
         assert_eq!(cache.table.len(), 1_000);
@@ -539,6 +399,23 @@ mod tests {
     }
 
     #[test]
+    fn names_chosen_to_share_hash_bits_in_one_cache_scatter_in_another() {
+        // Some bits of a hash pick the bucket (and the tag). Names found to
+        // share them for one cache (what a client flooding it would search
+        // for) do not share them in another: each cache keys its hashes.
+        let (a, b) = (AnswerCache::new(8), AnswerCache::new(8));
+        let top = |c: &AnswerCache, name: &[u8]| hash_parts(name, 1, 0, c.seed) >> 58;
+        let names: Vec<Vec<u8>> =
+            (0..200_000).map(|i| format!("x{i}.test").into_bytes()).filter(|n| top(&a, n) == 0).take(640).collect();
+        assert_eq!(names.len(), 640);
+        let mut runs = [0usize; 64];
+        for n in &names {
+            runs[top(&b, n) as usize] += 1;
+        }
+        assert!(runs.iter().all(|&k| k < 40), "in the other cache they spread over all 64 (≈ 10 each): {runs:?}");
+    }
+
+    #[test]
     fn a_hit_is_the_stored_answer_with_the_clients_id_and_case_and_ttls_counted_down() {
         let mut cache = AnswerCache::new(8);
         let created = Instant::now();
@@ -547,16 +424,16 @@ mod tests {
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
         let (mut out, later) = (Vec::new(), created + Duration::from_secs(100));
-        assert!(cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 1, later, 0, Need::Any, &mut out));
+        assert!(cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, later, 0, Need::Any, &mut out));
         assert_eq!(&out[..2], &[0xbe, 0xef], "the client's ID");
         assert_eq!(&out[12..q.question.len() + 12], q.question, "the question as the client sent it");
         let ttl_at = out.len() - 10;
         assert_eq!(u32::from_be_bytes(out[ttl_at..ttl_at + 4].try_into().unwrap()), 200);
         assert_eq!(&out[out.len() - 4..], &[198, 18, 0, 1]);
         // Another policy, an expired entry: no answer from the cache.
-        assert!(!cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 2, later, 0, Need::Any, &mut out));
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, later, 0, Need::Any, &mut out));
         let expired = created + Duration::from_secs(301);
-        assert!(!cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 1, expired, 0, Need::Any, &mut out));
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, expired, 0, Need::Any, &mut out));
         assert_eq!((cache.hits, cache.misses), (1, 2));
     }
 
@@ -567,7 +444,7 @@ mod tests {
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
         let ask = |cache: &mut AnswerCache, need, now_ms| {
-            cache.answer(cache.lookup(name.as_bytes(), q.qtype, 0), &q, 1, created, now_ms, need, &mut Vec::new())
+            cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created, now_ms, need, &mut Vec::new())
         };
         // Filled under a verdict that logs (monitor): only once the caller
         // took the verdict again.
@@ -581,33 +458,8 @@ mod tests {
         cache.insert(Fill { valid_until: Some(1_000), ..fill(1, created, true) }, created);
         assert!(ask(&mut cache, Need::Plain, 999));
         assert!(!ask(&mut cache, Need::Plain, 1_000));
-        assert!(!cache.answer(
-            cache.lookup(name.as_bytes(), q.qtype, 0),
-            &q,
-            2,
-            created,
-            0,
-            Need::Plain,
-            &mut Vec::new()
-        ));
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, created, 0, Need::Plain, &mut Vec::new()));
         assert_eq!((cache.hits, cache.misses), (1, 0), "a lookup before the verdict counts no miss");
-    }
-
-    #[test]
-    fn names_chosen_to_share_a_slot_run_in_one_cache_scatter_in_another() {
-        // The top bits of a hash pick the slot. Names found to share them
-        // for one cache (what a client flooding it would search for) do
-        // not share them in another: each cache keys its hashes.
-        let (a, b) = (AnswerCache::new(8), AnswerCache::new(8));
-        let top = |c: &AnswerCache, name: &[u8]| c.lookup(name, 1, 0).hash() >> 58;
-        let names: Vec<Vec<u8>> =
-            (0..200_000).map(|i| format!("x{i}.test").into_bytes()).filter(|n| top(&a, n) == 0).take(640).collect();
-        assert_eq!(names.len(), 640);
-        let mut runs = [0usize; 64];
-        for n in &names {
-            runs[top(&b, n) as usize] += 1;
-        }
-        assert!(runs.iter().all(|&k| k < 40), "in the other cache they spread over all 64 (≈ 10 each): {runs:?}");
     }
 
     #[test]
@@ -620,14 +472,6 @@ mod tests {
         let bytes = query(1, b"a");
         let mut name = crate::matcher::NameBuf::new();
         let q = wire::parse_query(&bytes, &mut name).unwrap();
-        assert!(!cache.answer(
-            cache.lookup(name.as_bytes(), q.qtype, 0),
-            &q,
-            1,
-            created,
-            0,
-            Need::Any,
-            &mut Vec::new()
-        ));
+        assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, created, 0, Need::Any, &mut Vec::new()));
     }
 }

@@ -10,10 +10,9 @@ use hickory_proto::rr::RecordType;
 
 use super::aggregate::Sighting;
 use super::answer::BlockMode;
-use super::cache::{AnswerCache, Lookup, Need, edns_flags};
+use super::cache::{AnswerCache, Need, edns_flags};
 use super::handler::Handler;
 use super::tally::Tally;
-use super::udp::BATCH;
 use super::wire::{self, Query};
 use crate::matcher::NameBuf;
 use crate::metrics::QueryResult;
@@ -29,44 +28,22 @@ pub enum Fast {
     Slow { recorded: bool },
 }
 
-/// A datagram of a batch after [`Handler::read_query`].
-#[derive(Debug)]
-pub enum Read<'a> {
-    /// A plain query, its name in the pass.
-    Query(Query<'a>),
-    /// Anything else: for the full path.
-    Other,
-}
-
 /// What the queries of one `recvmmsg` batch share on the fast path: the
-/// clocks, the policy snapshot (one load of the `ArcSwap` per batch), the
-/// names of its queries and the hashes of their answer cache keys, and the
-/// counts they add up, which [`Handler::end_pass`] adds to the shared
-/// counters once, before the batch's answers leave. A worker keeps one and
-/// starts it anew for each batch.
-///
-/// A batch is answered in two steps: every datagram is read first
-/// ([`Handler::read_query`]), so the answer cache can fetch the whole
-/// batch's entries at once ([`Handler::warm`]), and then each is answered
-/// ([`Handler::answer_read`]).
+/// clocks, the policy snapshot (one load of the `ArcSwap` per batch), a
+/// name buffer, and the counts they add up, which [`Handler::end_pass`]
+/// adds to the shared counters once, before the batch's answers leave.
+/// A worker keeps one and starts it anew for each batch.
 pub struct Pass {
     pub(super) now: Now,
     policy: Arc<Policy>,
-    names: Box<[NameBuf; BATCH]>,
-    hashes: [u64; BATCH],
+    name: NameBuf,
     tally: Tally,
 }
 
 impl Handler {
     /// A pass for the next batch; see [`Handler::start_pass`].
     pub fn pass(&self) -> Pass {
-        Pass {
-            now: Now::read(),
-            policy: self.policy.load_full(),
-            names: Box::new([const { NameBuf::new() }; BATCH]),
-            hashes: [0; BATCH],
-            tally: Tally::default(),
-        }
+        Pass { now: Now::read(), policy: self.policy.load_full(), name: NameBuf::new(), tally: Tally::default() }
     }
 
     /// Starts `pass` over for a batch received now, with the current policy.
@@ -82,24 +59,8 @@ impl Handler {
         pass.tally.add_to(&self.stats, &self.metrics, &pass.policy);
     }
 
-    /// Reads datagram `i` (below [`BATCH`]) of `pass`'s batch: its name goes
-    /// to the pass, with the hash of its answer cache key for
-    /// [`Handler::warm`].
-    pub(super) fn read_query<'a>(&self, buf: &'a [u8], i: usize, pass: &mut Pass, cache: &AnswerCache) -> Read<'a> {
-        let (Some(name), Some(hash)) = (pass.names.get_mut(i), pass.hashes.get_mut(i)) else { return Read::Other };
-        let Some(q) = wire::parse_query(buf, name) else { return Read::Other };
-        *hash = cache.lookup(name.as_bytes(), q.qtype, edns_flags(q.edns.map(|e| e.dnssec_ok))).hash();
-        Read::Query(q)
-    }
-
-    /// Fetches the answer cache entries of the batch's first `n` datagrams
-    /// (see [`AnswerCache::warm`]), once they are all read.
-    pub(super) fn warm(&self, pass: &Pass, n: usize, cache: &AnswerCache) {
-        cache.warm(&pass.hashes[..n.min(BATCH)]);
-    }
-
     /// Try to answer `buf` into `out` without leaving the worker thread,
-    /// as a batch of one.
+    /// as one query of `pass`'s batch.
     pub(super) fn fast_answer(
         &self,
         buf: &[u8],
@@ -108,35 +69,19 @@ impl Handler {
         cache: &mut AnswerCache,
         out: &mut Vec<u8>,
     ) -> Fast {
-        let read = self.read_query(buf, 0, pass, cache);
-        self.answer_read(&read, 0, client, pass, cache, out)
-    }
-
-    /// Try to answer datagram `i` of `pass`'s batch, as
-    /// [`Handler::read_query`] read it, into `out` without leaving the
-    /// worker thread.
-    pub(super) fn answer_read(
-        &self,
-        read: &Read<'_>,
-        i: usize,
-        client: IpAddr,
-        pass: &mut Pass,
-        cache: &mut AnswerCache,
-        out: &mut Vec<u8>,
-    ) -> Fast {
-        let Pass { now, policy, names, hashes, tally } = pass;
-        let (Read::Query(q), Some(name), Some(&hash)) = (read, names.get(i), hashes.get(i)) else {
-            return Fast::Slow { recorded: false };
-        };
+        let Pass { now, policy, name, tally } = pass;
+        let Some(q) = wire::parse_query(buf, name) else { return Fast::Slow { recorded: false } };
         if !self.client_allowed(client) {
-            wire::begin(out, q, wire::RCODE_REFUSED, 0, 0);
-            wire::opt(out, q, None);
+            wire::begin(out, &q, wire::RCODE_REFUSED, 0, 0);
+            wire::opt(out, &q, None);
             tally.answered(QueryResult::Refused);
             return Fast::Answered;
         }
-        let key = Lookup::hashed(name.as_bytes(), q.qtype, edns_flags(q.edns.map(|e| e.dnssec_ok)), hash);
+        let flags = edns_flags(q.edns.map(|e| e.dnssec_ok));
         let generation = policy.generation();
-        let mut from_cache = |need, out: &mut Vec<u8>| cache.answer(key, q, generation, now.instant, now.ms, need, out);
+        let mut from_cache = |need, out: &mut Vec<u8>| {
+            cache.answer(name.as_bytes(), q.qtype, flags, &q, generation, now.instant, now.ms, need, out)
+        };
         // An answer cached under this very policy for a plain allow: the
         // verdict would be the same again (see `cache`), so none is taken.
         if from_cache(Need::Plain, out) {
@@ -153,7 +98,7 @@ impl Handler {
             self.log_contact(policy, s, tally)
         };
         if verdict.action == Action::Block {
-            self.blocked_wire(policy, &verdict, q, out);
+            self.blocked_wire(policy, &verdict, &q, out);
             tally.answered(QueryResult::Blocked);
             return Fast::Answered;
         }

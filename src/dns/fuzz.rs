@@ -129,15 +129,7 @@ fn full(handler: &Handler, bytes: &[u8], client: IpAddr, cache: &mut AnswerCache
         let flags = edns_flags(q.edns.map(|e| e.dnssec_ok));
         let mut out = Vec::new();
         let now = crate::time::now_ms();
-        if cache.answer(
-            cache.lookup(name.as_bytes(), q.qtype, flags),
-            &q,
-            policy,
-            Instant::now(),
-            now,
-            Need::Any,
-            &mut out,
-        ) {
+        if cache.answer(name.as_bytes(), q.qtype, flags, &q, policy, Instant::now(), now, Need::Any, &mut out) {
             check_response(bytes, &out, Some(q.udp_limit()));
         }
     }

@@ -12,13 +12,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::Message;
-use smallvec::SmallVec;
 
 use super::answer::BlockMode;
 use super::cache::{AnswerCache, Fill};
-use super::fast::{Fast, Read};
+use super::fast::Fast;
 use super::handler::{Handler, HandlerConfig, fill_for};
-use super::udp::BATCH;
 use super::upstream::Upstream;
 use super::wire;
 use crate::audit::AuditHandle;
@@ -72,15 +70,8 @@ impl FastPath {
         let mut pass = self.handler.pass();
         for chunk in datagrams.chunks(batch) {
             self.handler.start_pass(&mut pass);
-            // As a worker does: the whole batch read, its cache entries
-            // fetched, then each answered.
-            let mut reads: SmallVec<[Read<'_>; BATCH]> = SmallVec::new();
-            for (i, bytes) in chunk.iter().enumerate() {
-                reads.push(self.handler.read_query(bytes, i, &mut pass, &self.cache));
-            }
-            self.handler.warm(&pass, chunk.len(), &self.cache);
-            for (i, (read, out)) in reads.iter().zip(self.outs.iter_mut()).enumerate() {
-                let fast = self.handler.answer_read(read, i, client, &mut pass, &mut self.cache, out);
+            for (bytes, out) in chunk.iter().zip(self.outs.iter_mut()) {
+                let fast = self.handler.fast_answer(bytes, client, &mut pass, &mut self.cache, out);
                 answered += usize::from(fast == Fast::Answered);
             }
             self.handler.end_pass(&mut pass);

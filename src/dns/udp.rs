@@ -15,12 +15,11 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
-use smallvec::SmallVec;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use super::cache::{AnswerCache, Fill};
-use super::fast::{Fast, Read};
+use super::fast::Fast;
 use super::handler::{Handler, Transport};
 
 /// How often a blocked `recv` wakes to check for shutdown.
@@ -72,35 +71,20 @@ pub fn worker(setup: WorkerSetup) {
         drain_fills(&fill_rx, &mut cache);
         let received = batch.receive(&setup.socket);
         setup.handler.start_pass(&mut pass);
-        // Every datagram is read before any is answered, so the cache
-        // entries the batch needs are fetched together (see `fast::Pass`).
-        // (Inline, and only as long as the batch: nothing to clear first.)
-        // The rate limit is asked once per run of datagrams from one client.
-        let mut reads: SmallVec<[Option<Read<'_>>; BATCH]> = SmallVec::new();
-        let got = &batch.got[..received.min(BATCH)];
-        while reads.len() < got.len() {
-            let start = reads.len();
-            let client = got[start].1.map(|p| p.ip());
-            let run = got[start..].iter().take_while(|(_, p)| p.map(|p| p.ip()) == client).count();
-            let admitted = client.map_or(0, |c| setup.handler.admit_n(c, pass.now.instant, run));
-            for (i, &(len, _)) in got.iter().enumerate().skip(start).take(run) {
-                let read = (i - start < admitted)
-                    .then(|| setup.handler.read_query(&batch.bufs[i][..len], i, &mut pass, &cache));
-                reads.push(read);
-            }
-        }
-        setup.handler.warm(&pass, received, &cache);
-        for (i, read) in reads.iter().enumerate().take(received) {
-            let (Some(read), (len, Some(peer))) = (read, batch.got[i]) else { continue };
+        let admitted = admit_runs(&setup.handler, &batch.got[..received], pass.now.instant);
+        for (i, admitted) in admitted.into_iter().enumerate().take(received) {
+            let (len, peer) = batch.got[i];
+            let (Some(peer), true) = (peer, admitted) else { continue };
+            let query = &batch.bufs[i][..len];
             let out = &mut batch.outs[batch.replies];
-            match setup.handler.answer_read(read, i, peer.ip(), &mut pass, &mut cache, out) {
+            match setup.handler.fast_answer(query, peer.ip(), &mut pass, &mut cache, out) {
                 Fast::Answered => {
                     batch.to[batch.replies] = Some(SockaddrStorage::from(peer));
                     batch.replies += 1;
                 }
                 Fast::Slow { recorded } => {
                     let job = SlowJob {
-                        bytes: batch.bufs[i][..len].to_vec(),
+                        bytes: query.to_vec(),
                         peer,
                         recorded,
                         socket: setup.socket.clone(),
@@ -112,7 +96,6 @@ pub fn worker(setup: WorkerSetup) {
                 }
             }
         }
-        drop(reads);
         // Counted before the answers leave, so a client that reads the
         // metrics after its answer sees its query in them.
         setup.handler.end_pass(&mut pass);
@@ -182,6 +165,23 @@ impl Batch {
             }
         }
     }
+}
+
+/// Which datagrams of a batch the rate limit admits. It is asked once per
+/// run of datagrams from one client (under load a batch is mostly a few
+/// clients' runs), for the tokens single queries would take.
+fn admit_runs(handler: &Handler, got: &[(usize, Option<SocketAddr>)], now: Instant) -> [bool; BATCH] {
+    let mut admitted = [false; BATCH];
+    let got = &got[..got.len().min(BATCH)];
+    let mut start = 0;
+    while start < got.len() {
+        let client = got[start].1.map(|p| p.ip());
+        let run = got[start..].iter().take_while(|(_, p)| p.map(|p| p.ip()) == client).count();
+        let n = client.map_or(0, |c| handler.admit_n(c, now, run));
+        admitted.iter_mut().skip(start).take(n.min(run)).for_each(|a| *a = true);
+        start += run;
+    }
+    admitted
 }
 
 fn std_addr(a: SockaddrStorage) -> Option<SocketAddr> {
