@@ -168,8 +168,9 @@ impl Batch {
 }
 
 /// Which datagrams of a batch the rate limit admits. It is asked once per
-/// run of datagrams from one client (under load a batch is mostly a few
-/// clients' runs), for the tokens single queries would take.
+/// run of datagrams from one client (a forwarder in front of warden, or
+/// dnsperf, sends whole batches as one run), for the tokens single queries
+/// would take.
 fn admit_runs(handler: &Handler, got: &[(usize, Option<SocketAddr>)], now: Instant) -> [bool; BATCH] {
     let mut admitted = [false; BATCH];
     let got = &got[..got.len().min(BATCH)];
