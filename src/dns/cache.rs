@@ -66,15 +66,32 @@ pub struct Fill {
     pub created: Instant,
 }
 
-/// A cached response in one allocation, header included, so a hit reads
-/// the table's 16-byte slot (the slots of a full cache stay within a few
-/// hundred KiB, mostly in L2) and this one block: each further heap object
-/// or wide slot would be one more likely cache miss per query. Layout:
-/// `[header][key][response][each TTL offset as u16]`, integers little-endian;
-/// the header is `expires`, `stored` (u64 ns after the cache's epoch),
-/// `valid_until` (i64 Unix ms, `i64::MAX`: none), `policy` (u64),
-/// `key_len`, `response_len`, `question_end` (u16), `plain` (u8, 0 or 1).
-struct Entry(Box<[u8]>);
+/// A cached response, header included, in one table slot of two cache
+/// lines: a hit reads the table's control bytes and this slot, nothing
+/// behind a pointer (a lookup that must follow one waits for two misses in
+/// a row; under load the kernel's work between two queries evicts most of
+/// the cache from L2, so each dependent miss is a wait). Answers longer
+/// than [`INLINE`] bytes (long CNAME chains, many records) live in one
+/// heap block behind the slot instead. Layout of the bytes:
+/// `[header][key][response][each TTL offset as u16]`, integers
+/// little-endian; the header is `expires`, `stored` (u64 ns after the
+/// cache's epoch), `valid_until` (i64 Unix ms, `i64::MAX`: none), `policy`
+/// (u64), `key_len`, `response_len`, `question_end` (u16), `plain` (u8, 0
+/// or 1).
+#[repr(align(64))]
+struct Entry(Form);
+
+/// What fits a slot: an `A` or `AAAA` answer of one record for a name of
+/// up to about 25 characters, say.
+const INLINE: usize = 126;
+
+enum Form {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+// Two cache lines, slot for slot (the table aligns its slots to `Entry`).
+const _: () = assert!(std::mem::size_of::<Entry>() == 128);
 
 const EXPIRES: usize = 0;
 const STORED: usize = 8;
@@ -118,51 +135,74 @@ impl Entry {
             }
             bytes.extend_from_slice(&u16::try_from(at).ok()?.to_le_bytes());
         }
-        Some(Entry(bytes.into_boxed_slice()))
+        let form = match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE => {
+                let mut inline = [0; INLINE];
+                inline[..bytes.len()].copy_from_slice(&bytes);
+                Form::Inline { len, bytes: inline }
+            }
+            _ => Form::Heap(bytes.into_boxed_slice()),
+        };
+        Some(Entry(form))
     }
 
-    fn u64_at(&self, at: usize) -> u64 {
+    /// The entry's bytes, to read its fields from (one look at the form
+    /// per lookup, not per field).
+    fn view(&self) -> View<'_> {
+        View(match &self.0 {
+            Form::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Form::Heap(bytes) => bytes,
+        })
+    }
+}
+
+/// The fields of an entry's bytes (see [`Entry`]).
+#[derive(Clone, Copy)]
+struct View<'a>(&'a [u8]);
+
+impl<'a> View<'a> {
+    fn u64_at(self, at: usize) -> u64 {
         self.0.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
     }
 
-    fn u16_at(&self, at: usize) -> usize {
+    fn u16_at(self, at: usize) -> usize {
         self.0.get(at..at + 2).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])))
     }
 
-    fn expires(&self) -> u64 {
+    fn expires(self) -> u64 {
         self.u64_at(EXPIRES)
     }
 
-    fn stored(&self) -> u64 {
+    fn stored(self) -> u64 {
         self.u64_at(STORED)
     }
 
-    fn valid_until(&self) -> i64 {
+    fn valid_until(self) -> i64 {
         self.u64_at(VALID_UNTIL) as i64
     }
 
-    fn policy(&self) -> u64 {
+    fn policy(self) -> u64 {
         self.u64_at(POLICY)
     }
 
-    fn question_end(&self) -> usize {
+    fn question_end(self) -> usize {
         self.u16_at(QUESTION_END)
     }
 
-    fn plain(&self) -> bool {
+    fn plain(self) -> bool {
         self.0.get(PLAIN) == Some(&1)
     }
 
-    fn key(&self) -> &[u8] {
+    fn key(self) -> &'a [u8] {
         self.0.get(HEADER..HEADER + self.u16_at(KEY_LEN)).unwrap_or_default()
     }
 
-    fn response(&self) -> &[u8] {
+    fn response(self) -> &'a [u8] {
         let start = HEADER + self.u16_at(KEY_LEN);
         self.0.get(start..start + self.u16_at(RESPONSE_LEN)).unwrap_or_default()
     }
 
-    fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
+    fn ttl_offsets(self) -> impl Iterator<Item = usize> + 'a {
         let start = HEADER + self.u16_at(KEY_LEN) + self.u16_at(RESPONSE_LEN);
         let offsets = self.0.get(start..).unwrap_or_default();
         offsets.chunks_exact(2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
@@ -236,20 +276,20 @@ impl AnswerCache {
         let stored = self.ns(fill.created);
         let expires = stored.saturating_add(u64::from(ttl.min(MAX_TTL)) * 1_000_000_000);
         let Some(entry) = Entry::new(&fill, stored, expires) else { return };
-        let h = hash(entry.key(), self.seed);
+        let h = hash(entry.view().key(), self.seed);
         // A new answer for a cached key takes its place; any other needs room.
-        if let Some(slot) = self.table.find_mut(h, |e| e.key() == entry.key()) {
+        if let Some(slot) = self.table.find_mut(h, |e| e.view().key() == entry.view().key()) {
             *slot = entry;
             return;
         }
         if self.table.len() >= self.capacity {
-            self.table.retain(|e| e.expires() > now);
+            self.table.retain(|e| e.view().expires() > now);
             if self.table.len() >= self.capacity {
                 return;
             }
         }
         let seed = self.seed;
-        self.table.insert_unique(h, entry, |e| hash(e.key(), seed));
+        self.table.insert_unique(h, entry, |e| hash(e.view().key(), seed));
     }
 
     /// `at` in ns after the epoch (0 before it).
@@ -282,7 +322,7 @@ impl AnswerCache {
                 ns
             }
         };
-        let usable = |e: &&Entry| {
+        let usable = |e: &View<'_>| {
             e.expires() > now
                 && e.policy() == policy
                 && now_ms < e.valid_until()
@@ -290,8 +330,9 @@ impl AnswerCache {
                 && e.question_end() == 12 + query.question.len()
                 && e.response().len() <= query.udp_limit()
         };
-        let found = self.table.find(hash_parts(name, qtype, flags, self.seed), |e| key_is(e.key(), name, qtype, flags));
-        let Some(entry) = found.filter(usable) else {
+        let found =
+            self.table.find(hash_parts(name, qtype, flags, self.seed), |e| key_is(e.view().key(), name, qtype, flags));
+        let Some(entry) = found.map(Entry::view).filter(usable) else {
             self.misses += u64::from(need == Need::Any);
             return false;
         };
@@ -460,6 +501,38 @@ mod tests {
         assert!(!ask(&mut cache, Need::Plain, 1_000));
         assert!(!cache.answer(name.as_bytes(), q.qtype, 0, &q, 2, created, 0, Need::Plain, &mut Vec::new()));
         assert_eq!((cache.hits, cache.misses), (1, 0), "a lookup before the verdict counts no miss");
+    }
+
+    #[test]
+    fn answers_too_long_for_a_slot_are_kept_behind_it_and_answer_alike() {
+        // One A record fits a slot; sixteen (a round-robin name) do not.
+        let mut cache = AnswerCache::new(8);
+        let created = Instant::now();
+        let mut long = fill_for(b"rr", 1, 1, created, true);
+        long.response[7] = 16; // ANCOUNT
+        for last in 2..=16 {
+            long.response.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 198, 18, 1, last]);
+        }
+        long.ttl_offsets = wire::ttl_offsets(&long.response, long.question_end).unwrap();
+        assert_eq!(long.ttl_offsets.len(), 16);
+        cache.insert(long, created);
+        cache.insert(fill_for(b"one", 7, 1, created, true), created);
+        let forms: Vec<bool> = cache.table.iter().map(|e| matches!(e.0, Form::Inline { .. })).collect();
+        assert_eq!(forms.iter().filter(|&&inline| inline).count(), 1, "one entry in its slot, one behind it");
+        assert_eq!(cached_address(&mut cache, b"one", created), Some([198, 18, 0, 7]));
+        let bytes = query(5, b"RR");
+        let mut name = crate::matcher::NameBuf::new();
+        let q = wire::parse_query(&bytes, &mut name).unwrap();
+        let (mut out, later) = (Vec::new(), created + Duration::from_secs(60));
+        assert!(cache.answer(name.as_bytes(), q.qtype, 0, &q, 1, later, 0, Need::Any, &mut out));
+        assert_eq!(&out[..2], &[0, 5]);
+        assert_eq!(&out[12..q.question.len() + 12], q.question);
+        let records = &out[q.question.len() + 12..];
+        assert_eq!(records.len(), 16 * 16);
+        for (i, rr) in records.chunks_exact(16).enumerate() {
+            assert_eq!(u32::from_be_bytes(rr[6..10].try_into().unwrap()), 240, "TTL of record {i} counted down");
+            assert_eq!(rr[15], if i == 0 { 1 } else { i as u8 + 1 });
+        }
     }
 
     #[test]
