@@ -30,8 +30,10 @@ use hickory_proto::rr::RecordType;
 use crate::audit::{Contact, Repeats};
 use crate::policy::{Action, CategoryId, PhaseId, Policy, RuleId, Verdict};
 
-/// Most contacts with an open window at once.
-pub const MAX_PENDING: usize = 65_536;
+/// Most contacts with an open window at once: 7/8 of 2^16, as many as a
+/// table of 2^16 slots holds before it would double (8 MiB of 128-byte
+/// slots at most).
+pub const MAX_PENDING: usize = 57_344;
 /// Due windows a sighting closes on its way (each opens at most one).
 const CLOSE_PER_SIGHTING: usize = 2;
 
