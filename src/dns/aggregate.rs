@@ -16,8 +16,8 @@
 //! sighting as the `audit::Contact` the writer was sent (built by the
 //! handler's closure, only for a first sighting) in one table slot with
 //! what a repeat is compared on, and a queue of the windows in closing
-//! order; submitting is the handler's. Bounded: when [`MAX_PENDING`] contacts are open, the oldest
-//! window is closed early.
+//! order; submitting is the handler's. Bounded: when [`MAX_PENDING`]
+//! contacts are open, the oldest window is closed early.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -120,11 +120,6 @@ impl Open {
     }
 
     fn is(&self, policy: &Arc<Policy>, s: &Sighting<'_>) -> bool {
-        let name = match self.name_len {
-            NO_NAME => s.name.is_none(),
-            LONG_NAME => self.contact.name.as_deref() == s.name,
-            len => s.name.is_some_and(|n| self.name.get(..usize::from(len)) == Some(n.as_bytes())),
-        };
         self.client == s.client
             && self.qtype == s.qtype
             && self.action == s.verdict.action
@@ -132,8 +127,17 @@ impl Open {
             && self.phase == s.verdict.phase
             && self.policy == policy_addr(policy)
             && self.via == s.via.is_some()
-            && name
+            && self.has_name(s.name)
             && (!self.via || self.contact.message.as_deref() == s.via)
+    }
+
+    /// Whether the event's name is `name`, read from the slot when it fits.
+    fn has_name(&self, name: Option<&str>) -> bool {
+        match self.name_len {
+            NO_NAME => name.is_none(),
+            LONG_NAME => self.contact.name.as_deref() == name,
+            len => name.is_some_and(|n| self.name.get(..usize::from(len)) == Some(n.as_bytes())),
+        }
     }
 }
 
