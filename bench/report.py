@@ -59,7 +59,10 @@ if "warden" in rounds:
     w = med("warden", PER_CPU)
     print("warden QPS/CPU-s: %s limit, %s unbound, %s dnsmasq" % (
         ratio(w, med("limit", PER_CPU)), ratio(w, med("unbound", PER_CPU)), ratio(w, med("dnsmasq", PER_CPU))))
-    for peer in ("limit", "unbound", "dnsmasq"):
+    if "limit-mmsg" in rounds:
+        print("warden QPS/CPU-s: %s limit-mmsg (the zero-work responder with warden's batched socket I/O)" % (
+            ratio(w, med("limit-mmsg", PER_CPU))))
+    for peer in ("limit", "limit-mmsg", "unbound", "dnsmasq"):
         if peer in rounds:
             pairs = zip((r[0][PER_CPU] for r in rounds["warden"]), (r[0][PER_CPU] for r in rounds[peer]))
             print("  round by round against %s: %s" % (peer, ", ".join(ratio(a, b) for a, b in pairs)))

@@ -10,14 +10,16 @@
 #   SOAK=600 bench/run.sh                    # also: warden at 20k qps for 600 s, RSS every 10 s
 #   ONLY="limit warden" bench/run.sh         # a subset of the servers (quick iteration)
 #   (the row warden-tmpfs is warden with its audit log on tmpfs: what the
-#   log's disk writes and fdatasync cost on this machine)
+#   log's disk writes and fdatasync cost on this machine; limit-mmsg is the
+#   zero-work responder with warden's batched socket I/O, the stricter
+#   ceiling for a server that batches)
 #   WARDEN=/path/to/warden bench/run.sh      # another warden build (A/B against main)
 set -euo pipefail
 N=${N:-100000}
 DURATION=${DURATION:-10}
 SOAK=${SOAK:-0}
 ROUNDS=${ROUNDS:-3}
-ONLY=${ONLY:-limit warden warden-tmpfs unbound dnsmasq}
+ONLY=${ONLY:-limit limit-mmsg warden warden-tmpfs unbound dnsmasq}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespace)" >&2; exit 1; }
 
@@ -134,7 +136,7 @@ run_one() {
     local pid=$PID load=$LOAD
     # the real server process (taskset execs, so $pid is it)
     local ok=ok
-    if [[ $name != limit ]]; then
+    if [[ $name != limit* ]]; then
         [[ $(rcode "$port" s10.upd.kaspersky.com) == NXDOMAIN ]] || ok="FAIL(vendor)"
         [[ $(rcode "$port" d0000007.blocked-example.net) == NXDOMAIN ]] || ok="FAIL(list)"
         [[ -n $(answers "$port" h7.allowed.test A) ]] || ok="FAIL(allowed)"
@@ -178,6 +180,7 @@ wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 # reported is the median of its rounds.
 for ROUND in $(seq 1 "$ROUNDS"); do
     wanted limit && run_one limit 5305 "$ZERO" 127.0.0.1:5305
+    wanted limit-mmsg && run_one limit-mmsg 5307 "$ZERO" --mmsg 127.0.0.1:5307
     wanted warden && run_one warden 5304 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5304 --upstream 127.0.0.1:5300 \
         --blocklist "$WORK/blocklist.txt" --audit-log "$WORK/audit-$ROUND.jsonl" --allow-client 127.0.0.0/8
     wanted warden-tmpfs && run_one warden-tmpfs 5306 env RUST_LOG=warn "$WARDEN" run --listen 127.0.0.1:5306 --upstream 127.0.0.1:5300 \

@@ -1,24 +1,98 @@
-//! The "limit" row of the side-by-side benchmark: a DNS responder that does
+//! The "limit" rows of the side-by-side benchmark: a DNS responder that does
 //! no work at all. One thread receives a datagram, turns its header into an
 //! NXDOMAIN response and sends it back. Whatever it reaches is the cost of
 //! the kernel's UDP path on this machine, the ceiling for any DNS server.
 //!
-//! Usage: `zero_responder ADDR:PORT`
+//! Two forms:
+//! - plain (`limit`): `recvfrom`/`sendto`, one datagram a system call, as
+//!   the ceiling is defined;
+//! - `--mmsg` (`limit-mmsg`): warden's own socket I/O with no work between
+//!   (`recvmmsg` of up to 32 datagrams waiting for one, answers in one
+//!   `sendmmsg`, DF set by `IP_PMTUDISC_PROBE`, a 4 MiB receive buffer),
+//!   the stricter ceiling for a server that batches.
+//!
+//! Usage: `zero_responder [--mmsg] ADDR:PORT`
 
+use std::io::{IoSlice, IoSliceMut};
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 
-fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:5399".to_owned());
-    let socket = UdpSocket::bind(&addr)?;
-    eprintln!("zero responder on {addr}");
-    let mut buf = [0u8; 4096];
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
+};
+use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+
+const BATCH: usize = 32;
+const DATAGRAM: usize = 4096;
+
+sockopt_impl!(IpMtuDiscover, Both, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::c_int);
+
+/// The header of a query turned into its NXDOMAIN response; false for a
+/// datagram too short to be one.
+fn flip(datagram: &mut [u8]) -> bool {
+    if datagram.len() < 12 {
+        return false;
+    }
+    datagram[2] |= 0x80; // QR
+    datagram[3] = (datagram[3] & 0xf0) | 3; // NXDOMAIN
+    true
+}
+
+fn plain(socket: &UdpSocket) -> std::io::Result<()> {
+    let mut buf = [0u8; DATAGRAM];
     loop {
         let (len, peer) = socket.recv_from(&mut buf)?;
-        if len < 12 {
-            continue;
+        if flip(&mut buf[..len]) {
+            socket.send_to(&buf[..len], peer)?;
         }
-        buf[2] |= 0x80; // QR
-        buf[3] = (buf[3] & 0xf0) | 3; // NXDOMAIN
-        socket.send_to(&buf[..len], peer)?;
     }
+}
+
+fn batched(socket: &UdpSocket) -> std::io::Result<()> {
+    setsockopt(socket, IpMtuDiscover, &libc::IP_PMTUDISC_PROBE)?;
+    if setsockopt(socket, sockopt::RcvBufForce, &(4 << 20)).is_err() {
+        setsockopt(socket, sockopt::RcvBuf, &(4 << 20))?;
+    }
+    let mut bufs: Box<[[u8; DATAGRAM]; BATCH]> = Box::new([[0u8; DATAGRAM]; BATCH]);
+    let mut rx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut tx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut got = [(0usize, None::<SockaddrStorage>); BATCH];
+    loop {
+        let n = {
+            let mut slices = bufs.each_mut().map(|b| [IoSliceMut::new(b)]);
+            let results = recvmmsg(socket.as_raw_fd(), &mut rx, slices.iter_mut(), MsgFlags::MSG_WAITFORONE, None)?;
+            let mut n = 0;
+            for (slot, msg) in got.iter_mut().zip(results) {
+                *slot = (msg.bytes.min(DATAGRAM), msg.address);
+                n += 1;
+            }
+            n
+        };
+        let mut answers = 0;
+        let mut to = [None::<SockaddrStorage>; BATCH];
+        for i in 0..n {
+            let (len, peer) = got[i];
+            if flip(&mut bufs[i][..len]) {
+                // Answers go out in the order they came, packed to the front.
+                if answers != i {
+                    bufs.swap(answers, i);
+                }
+                got[answers] = (len, peer);
+                to[answers] = peer;
+                answers += 1;
+            }
+        }
+        let out: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| [IoSlice::new(&bufs[i][..got[i].0])]);
+        let no_cmsgs: [ControlMessage<'_>; 0] = [];
+        sendmmsg(socket.as_raw_fd(), &mut tx, &out[..answers], &to[..answers], no_cmsgs, MsgFlags::empty())?;
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mmsg = args.iter().any(|a| a == "--mmsg");
+    let addr = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "127.0.0.1:5399".to_owned());
+    let socket = UdpSocket::bind(&addr)?;
+    eprintln!("zero responder on {addr}{}", if mmsg { " (recvmmsg/sendmmsg)" } else { "" });
+    if mmsg { batched(&socket) } else { plain(&socket) }
 }
