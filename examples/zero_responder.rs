@@ -8,8 +8,8 @@
 //!   the ceiling is defined;
 //! - `--mmsg` (`limit-mmsg`): warden's own socket I/O with no work between
 //!   (`recvmmsg` of up to 32 datagrams waiting for one, answers in one
-//!   `sendmmsg`, DF set by `IP_PMTUDISC_PROBE`, a 4 MiB receive buffer),
-//!   the stricter ceiling for a server that batches.
+//!   `sendmmsg`, the socket bound by `warden::dns::bind_udp`: DF set, a
+//!   4 MiB receive buffer), the stricter ceiling for a server that batches.
 //!
 //! Usage: `zero_responder [--mmsg] ADDR:PORT`
 
@@ -17,15 +17,10 @@ use std::io::{IoSlice, IoSliceMut};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
-};
-use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 
 const BATCH: usize = 32;
 const DATAGRAM: usize = 4096;
-
-sockopt_impl!(IpMtuDiscover, Both, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::c_int);
 
 /// The header of a query turned into its NXDOMAIN response; false for a
 /// datagram too short to be one.
@@ -49,10 +44,6 @@ fn plain(socket: &UdpSocket) -> std::io::Result<()> {
 }
 
 fn batched(socket: &UdpSocket) -> std::io::Result<()> {
-    setsockopt(socket, IpMtuDiscover, &libc::IP_PMTUDISC_PROBE)?;
-    if setsockopt(socket, sockopt::RcvBufForce, &(4 << 20)).is_err() {
-        setsockopt(socket, sockopt::RcvBuf, &(4 << 20))?;
-    }
     let mut bufs: Box<[[u8; DATAGRAM]; BATCH]> = Box::new([[0u8; DATAGRAM]; BATCH]);
     let mut rx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut tx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
@@ -92,7 +83,11 @@ fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mmsg = args.iter().any(|a| a == "--mmsg");
     let addr = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "127.0.0.1:5399".to_owned());
-    let socket = UdpSocket::bind(&addr)?;
+    let socket = if mmsg {
+        warden::dns::bind_udp(addr.parse().map_err(std::io::Error::other)?)?
+    } else {
+        UdpSocket::bind(&addr)?
+    };
     eprintln!("zero responder on {addr}{}", if mmsg { " (recvmmsg/sendmmsg)" } else { "" });
     if mmsg { batched(&socket) } else { plain(&socket) }
 }

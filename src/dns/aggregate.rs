@@ -72,8 +72,8 @@ struct Open {
     last_ms: i64,
     /// Address of the deciding policy (held alive by `contact`).
     policy: usize,
-    /// The sighting as it was asked about (the event keeps the name as the
-    /// audit record writes it).
+    /// Client and type as the sighting was asked about (the event keeps
+    /// the client in canonical form).
     client: IpAddr,
     qtype: RecordType,
     action: Action,

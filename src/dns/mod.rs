@@ -34,7 +34,7 @@ pub use answer::BlockMode;
 #[doc(hidden)]
 pub use fuzz::request as fuzz_request;
 pub use handler::{DnsStats, Handler, HandlerConfig, Transport};
-pub use server::{Limits, Listeners, ServerError, StdListeners, serve};
+pub use server::{Limits, Listeners, ServerError, StdListeners, bind_udp, serve};
 pub use upstream::{Upstream, UpstreamError};
 
 /// Client networks answered by default: loopback, private (RFC 1918),

@@ -75,6 +75,17 @@ fn never_fragment(socket: &std::net::UdpSocket, v6: bool) {
     }
 }
 
+/// A UDP socket bound to `addr` as warden's listeners are: a grown receive
+/// buffer and DF on answers (both best effort). The bench's batched
+/// zero-work responder binds through this too, so it measures the same
+/// socket.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let udp = std::net::UdpSocket::bind(addr)?;
+    grow_receive_buffer(&udp);
+    never_fragment(&udp, addr.is_ipv6());
+    Ok(udp)
+}
+
 impl StdListeners {
     /// Bind UDP and TCP on each address (TCP takes UDP's port for port 0).
     pub fn bind(addrs: &[SocketAddr]) -> Result<StdListeners, ServerError> {
@@ -83,9 +94,7 @@ impl StdListeners {
         }
         let mut out = StdListeners { udp: Vec::new(), tcp: Vec::new() };
         for &addr in addrs {
-            let udp = std::net::UdpSocket::bind(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
-            grow_receive_buffer(&udp);
-            never_fragment(&udp, addr.is_ipv6());
+            let udp = bind_udp(addr).map_err(|source| ServerError::BindUdp { addr, source })?;
             let bound = udp.local_addr().map_err(|source| ServerError::BindUdp { addr, source })?;
             let tcp =
                 std::net::TcpListener::bind(bound).map_err(|source| ServerError::BindTcp { addr: bound, source })?;
