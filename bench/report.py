@@ -56,10 +56,9 @@ for s in servers:
         min(per), max(per), med(s, P50), med(s, P99), ok))
 print()
 if "warden" in rounds:
-    w = med("warden", PER_CPU)
+    w, lim = med("warden", PER_CPU), med("limit", PER_CPU)
     print("warden QPS/CPU-s: %s limit, %s unbound, %s dnsmasq" % (
-        ratio(w, med("limit", PER_CPU)), ratio(w, med("unbound", PER_CPU)), ratio(w, med("dnsmasq", PER_CPU))))
-    lim = med("limit", PER_CPU)
+        ratio(w, lim), ratio(w, med("unbound", PER_CPU)), ratio(w, med("dnsmasq", PER_CPU))))
     if "limit" in rounds:
         # What a ratio to the limit means against the peers on this machine:
         # the kernel's share of each server's cost, and so these figures,

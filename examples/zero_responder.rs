@@ -59,21 +59,16 @@ fn batched(socket: &UdpSocket) -> std::io::Result<()> {
             }
             n
         };
-        let mut answers = 0;
+        // Which datagrams are answered, in the order they came.
+        let (mut keep, mut answers) = ([0usize; BATCH], 0);
         let mut to = [None::<SockaddrStorage>; BATCH];
-        for i in 0..n {
-            let (len, peer) = got[i];
+        for (i, &(len, peer)) in got.iter().enumerate().take(n) {
             if flip(&mut bufs[i][..len]) {
-                // Answers go out in the order they came, packed to the front.
-                if answers != i {
-                    bufs.swap(answers, i);
-                }
-                got[answers] = (len, peer);
-                to[answers] = peer;
+                (keep[answers], to[answers]) = (i, peer);
                 answers += 1;
             }
         }
-        let out: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| [IoSlice::new(&bufs[i][..got[i].0])]);
+        let out: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|j| [IoSlice::new(&bufs[keep[j]][..got[keep[j]].0])]);
         let no_cmsgs: [ControlMessage<'_>; 0] = [];
         sendmmsg(socket.as_raw_fd(), &mut tx, &out[..answers], &to[..answers], no_cmsgs, MsgFlags::empty())?;
     }

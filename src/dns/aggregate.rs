@@ -27,13 +27,12 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use hickory_proto::rr::RecordType;
 
+use super::SLOT_TABLE_ENTRIES;
 use crate::audit::{Contact, Repeats};
 use crate::policy::{Action, CategoryId, PhaseId, Policy, RuleId, Verdict};
 
-/// Most contacts with an open window at once: 7/8 of 2^16, as many as a
-/// table of 2^16 slots holds before it would double (8 MiB of 128-byte
-/// slots at most).
-pub const MAX_PENDING: usize = 57_344;
+/// Most contacts with an open window at once (see [`SLOT_TABLE_ENTRIES`]).
+pub const MAX_PENDING: usize = SLOT_TABLE_ENTRIES;
 /// Due windows a sighting closes on its way (each opens at most one).
 const CLOSE_PER_SIGHTING: usize = 2;
 

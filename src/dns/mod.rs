@@ -37,6 +37,11 @@ pub use handler::{DnsStats, Handler, HandlerConfig, Transport};
 pub use server::{Limits, Listeners, ServerError, StdListeners, bind_udp, serve};
 pub use upstream::{Upstream, UpstreamError};
 
+/// Entries of the worker's tables of 128-byte slots (the answer cache by
+/// default, the repeat counter at most): 7/8 of 2^16, what a table of 2^16
+/// slots holds before it would double, so each stays within 8 MiB.
+pub(crate) const SLOT_TABLE_ENTRIES: usize = (1 << 16) / 8 * 7;
+
 /// Client networks answered by default: loopback, private (RFC 1918),
 /// shared address space (RFC 6598), link-local and unique-local IPv6.
 pub const DEFAULT_ALLOWED_CLIENTS: &[&str] = &[
@@ -108,9 +113,7 @@ impl Default for DnsConfig {
             log_allowed: false,
             max_inflight: 4096,
             udp_workers: 1,
-            // 7/8 of 2^16: what a table of 2^16 slots holds before it
-            // would double (8 MiB of 128-byte slots at most).
-            answer_cache_entries: 57_344,
+            answer_cache_entries: SLOT_TABLE_ENTRIES,
             max_tcp_connections: 256,
             tcp_idle_timeout: Duration::from_secs(10),
             canary_nxdomain: true,
